@@ -1,0 +1,42 @@
+"""Settings every service shares (DESIGN §1); each service subclasses them with its own env prefix.
+
+The shared variables keep the seed's unprefixed names (`AUTH_SERVICE_URL`, `RABBITMQ_URL`, ...), so they carry an
+explicit alias; everything a service adds is read under its prefix (`BLOG_DATABASE_URL`, ...).
+Nothing reads the environment at import time: `create_app(settings=None)` builds them.
+"""
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class CommSettings(BaseSettings):
+    """What the communication library needs from every service."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    service_name: str = "service"
+
+    # Downstreams (seed §2.2, §3.2).
+    auth_service_url: str = Field("http://localhost:3001", validation_alias=_env("AUTH_SERVICE_URL"))
+    blog_service_url: str = Field("http://localhost:3002", validation_alias=_env("BLOG_SERVICE_URL"))
+    user_service_url: str = Field("http://localhost:3003", validation_alias=_env("USER_SERVICE_URL"))
+    comment_service_url: str = Field("http://localhost:3004", validation_alias=_env("COMMENT_SERVICE_URL"))
+
+    # Broker (seed §3.2).
+    rabbitmq_url: str = Field("amqp://guest:guest@localhost:5672/", validation_alias=_env("RABBITMQ_URL"))
+    events_exchange: str = Field("blog.events", validation_alias=_env("EVENTS_EXCHANGE"))
+
+    # Identity between services (DESIGN §3). The default is for development only and is logged as such.
+    internal_token_secret: SecretStr = Field(
+        SecretStr("dev-internal-token-secret-change-me-0123456789"),
+        validation_alias=_env("INTERNAL_TOKEN_SECRET"),
+    )
+    internal_token_ttl_seconds: int = Field(60, validation_alias=_env("INTERNAL_TOKEN_TTL_SECONDS"))
+
+    # Observability (DESIGN §5).
+    otel_exporter_otlp_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
