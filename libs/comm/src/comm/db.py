@@ -1,0 +1,98 @@
+"""Database plumbing every service shares: engine and sessions for the lifespan, Alembic migrations.
+
+Each service owns its database and its migrations (`<service>/migrations`); this module only runs them. A service's
+`migrations/env.py` is one call to `run_env(metadata)`, and `migrate(package=..., url=...)` applies them from code
+(tests, `python -m <service> migrate`, `make run`) on a connection it hands to Alembic, so it works inside a running
+event loop too.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import asyncpg
+from alembic import command, context
+from alembic.config import Config
+from fastapi import Depends, Request
+from sqlalchemy import MetaData, make_url, pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """One engine per process, created in the lifespan."""
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded attributes after commit (responses are built after the transaction)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session per request; the use case opens its own transaction with `session.begin()`."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def ensure_database(url: str) -> None:
+    """Create the database named in `url` if it does not exist (for `make run` on a fresh server)."""
+    parsed = make_url(url)
+    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(admin)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", parsed.database)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{parsed.database}"')
+    finally:
+        await conn.close()
+
+
+def alembic_config(*, package: str, url: str) -> Config:
+    """Alembic configuration for a service's `migrations` folder, without an ini file."""
+    config = Config()
+    config.set_main_option("script_location", f"{package}:migrations")
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+async def migrate(*, package: str, url: str, revision: str = "head") -> None:
+    """Upgrade the service's database to `revision`."""
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade, alembic_config(package=package, url=url), revision)
+    finally:
+        await engine.dispose()
+
+
+def _upgrade(connection: Connection, config: Config, revision: str) -> None:
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+def run_env(target_metadata: MetaData) -> None:
+    """The body of every service's `migrations/env.py`."""
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run_migrations(connection, target_metadata)
+        return
+    asyncio.run(_run_migrations_async(context.config.get_main_option("sqlalchemy.url", ""), target_metadata))
+
+
+async def _run_migrations_async(url: str, target_metadata: MetaData) -> None:
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    async with engine.connect() as conn:
+        await conn.run_sync(_run_migrations, target_metadata)
+        await conn.commit()
+    await engine.dispose()
+
+
+def _run_migrations(connection: Connection, target_metadata: MetaData) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()
