@@ -96,3 +96,32 @@ def _run_migrations(connection: Connection, target_metadata: MetaData) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
+
+
+async def autogenerate(*, package: str, url: str, message: str) -> None:
+    """Write a new revision: the difference between the service's models and its migrations at head."""
+    await migrate(package=package, url=url)
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_revision, alembic_config(package=package, url=url), message)
+    finally:
+        await engine.dispose()
+
+
+def _revision(connection: Connection, config: Config, message: str) -> None:
+    config.attributes["connection"] = connection
+    command.revision(config, message=message, autogenerate=True)
+
+
+async def _autogenerate_on_scratch_database(package: str, message: str) -> None:
+    from comm.testing import temporary_database  # a scratch database, dropped afterwards
+
+    async with temporary_database(f"rev_{package}") as url:
+        await autogenerate(package=package, url=url, message=message)
+
+
+if __name__ == "__main__":  # python -m comm.db <service> "<message>": see `make migration`
+    import sys
+
+    asyncio.run(_autogenerate_on_scratch_database(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,48 @@
+"""`GET /health` (liveness: the process answers) and `GET /ready` (readiness: its dependencies answer)."""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+ReadyCheck = Callable[[], Awaitable[object]]
+
+
+def add_health_routes(app: FastAPI, *, checks: Mapping[str, ReadyCheck], timeout: float = 2.0) -> None:
+    """Mount both probes; `/ready` runs every check concurrently, each within `timeout` seconds."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health", summary="Liveness")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/ready", summary="Readiness", responses={503: {"description": "a dependency is not ready"}})
+    async def ready() -> JSONResponse:
+        results = await asyncio.gather(*(_run(check, limit=timeout) for check in checks.values()))
+        report = dict(zip(checks, results, strict=True))
+        status = 200 if all(result == "ok" for result in results) else 503
+        return JSONResponse({"status": "ok" if status == 200 else "unavailable", "checks": report}, status)
+
+    app.include_router(router)
+
+
+async def _run(check: ReadyCheck, *, limit: float) -> str:
+    try:
+        async with asyncio.timeout(limit):
+            await check()
+    except Exception as exc:  # a readiness probe reports failures, it does not raise them
+        return f"failed: {type(exc).__name__}"
+    return "ok"
+
+
+def database_check(engine: AsyncEngine) -> ReadyCheck:
+    """Ready when a `SELECT 1` goes through."""
+
+    async def check() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    return check
