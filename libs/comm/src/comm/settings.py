@@ -37,6 +37,18 @@ class CommSettings(BaseSettings):
     )
     internal_token_ttl_seconds: int = Field(60, validation_alias=_env("INTERNAL_TOKEN_TTL_SECONDS"))
 
+    # Calls to other services (DESIGN §3). Read under the service's prefix (e.g. `GATEWAY_HTTP_READ_TIMEOUT_SECONDS`):
+    # each caller tunes its own downstream calls.
+    http_connect_timeout_seconds: float = 2.0
+    http_read_timeout_seconds: float = 5.0
+    http_max_connections: int = 100
+    http_breaker_failure_threshold: int = 5
+    http_breaker_reset_timeout_seconds: float = 10.0
+    http_retry_max_attempts: int = 3
+    http_retry_deadline_seconds: float = 10.0
+    http_retry_backoff_base_seconds: float = 0.1
+    http_retry_backoff_max_seconds: float = 2.0
+
     # Observability (DESIGN §5).
     otel_exporter_otlp_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))

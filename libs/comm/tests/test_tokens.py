@@ -1,0 +1,148 @@
+"""Internal tokens: a valid one yields the identity; anything else is 401 from the protected route."""
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+
+from comm.errors import install_error_handlers
+from comm.settings import CommSettings
+from comm.tokens import HEADER, CallerIdentity, Identity, InternalTokens, OptionalCallerIdentity, setup_internal_tokens
+
+SECRET = "test-internal-secret-0123456789abcdef"
+USER = Identity(user_id=uuid.uuid4(), roles=frozenset({"moderator"}))
+
+
+def _tokens(service: str = "gateway", *, secret: str = SECRET, clock: float | None = None) -> InternalTokens:
+    now = time.time if clock is None else (lambda: clock)
+    return InternalTokens(secret=secret, service=service, ttl_seconds=60, clock=now)
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+    setup_internal_tokens(app, CommSettings(service_name="blog", internal_token_secret=SECRET))
+
+    @app.get("/whoami")
+    async def whoami(identity: CallerIdentity) -> dict[str, object]:
+        return {"user_id": str(identity.user_id), "roles": sorted(identity.roles), "caller": identity.caller}
+
+    @app.get("/maybe")
+    async def maybe(identity: OptionalCallerIdentity) -> dict[str, object]:
+        return {"anonymous": identity is None}
+
+    return app
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(_app()), base_url="http://blog") as client:
+        yield client
+
+
+async def test_valid_token_yields_the_identity(client: httpx.AsyncClient) -> None:
+    token = _tokens().mint(audience="blog", identity=USER)
+    response = await client.get("/whoami", headers={HEADER: token})
+    assert response.status_code == 200
+    assert response.json() == {"user_id": str(USER.user_id), "roles": ["moderator"], "caller": "gateway"}
+
+
+async def test_service_token_has_no_user(client: httpx.AsyncClient) -> None:
+    token = _tokens("comment").mint(audience="blog", identity=Identity())
+    response = await client.get("/whoami", headers={HEADER: token})
+    assert response.json() == {"user_id": "None", "roles": [], "caller": "comment"}
+    assert "sub" not in jwt.decode(token, options={"verify_signature": False})
+
+
+def _forged(claims: dict[str, object], header: dict[str, object]) -> str:
+    encode = lambda part: base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()  # noqa: E731
+    return f"{encode(header)}.{encode(claims)}."
+
+
+def _claims(**changes: object) -> dict[str, object]:
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "typ": "internal",
+        "iss": "gateway",
+        "aud": "blog",
+        "sub": str(USER.user_id),
+        "roles": ["admin"],
+        "iat": now,
+        "exp": now + 60,
+        "jti": uuid.uuid4().hex,
+    }
+    return claims | changes
+
+
+def _bad_tokens() -> dict[str, str]:
+    valid = _tokens().mint(audience="blog", identity=USER)
+    head, body, signature = valid.split(".")
+    tampered_body = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))) | {"roles": ["admin"]}
+    tampered = ".".join([head, _forged(tampered_body, {}).split(".")[1], signature])
+    return {
+        "wrong audience": _tokens().mint(audience="auth", identity=USER),
+        "expired": _tokens(clock=time.time() - 3600).mint(audience="blog", identity=USER),
+        "tampered": tampered,
+        "other secret": _tokens(secret="another-secret-0123456789abcdefghij").mint(audience="blog", identity=USER),
+        "alg none": _forged(_claims(), {"alg": "none", "typ": "JWT"}),
+        "user token": jwt.encode(_claims(typ="access"), SECRET, algorithm="HS256"),
+        "no typ": jwt.encode({k: v for k, v in _claims().items() if k != "typ"}, SECRET, algorithm="HS256"),
+        "not a uuid": jwt.encode(_claims(sub="alice"), SECRET, algorithm="HS256"),
+        "garbage": "not-a-jwt",
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_tokens()))
+async def test_bad_tokens_are_401(client: httpx.AsyncClient, case: str) -> None:
+    response = await client.get("/whoami", headers={HEADER: _bad_tokens()[case]})
+    assert response.status_code == 401
+    assert response.json() == {"errors": {"body": ["invalid internal token"]}}
+
+
+async def test_missing_token_is_401(client: httpx.AsyncClient) -> None:
+    response = await client.get("/whoami")
+    assert response.status_code == 401
+    assert response.json() == {"errors": {"body": ["internal token required"]}}
+
+
+async def test_optional_identity(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/maybe")).json() == {"anonymous": True}
+    valid = _tokens().mint(audience="blog", identity=USER)
+    assert (await client.get("/maybe", headers={HEADER: valid})).json() == {"anonymous": False}
+    assert (await client.get("/maybe", headers={HEADER: "not-a-jwt"})).status_code == 401
+
+
+def test_claims_of_a_minted_token() -> None:
+    token = _tokens().mint(audience="blog", identity=USER)
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], audience="blog")
+    assert claims["typ"] == "internal"
+    assert claims["iss"] == "gateway"
+    assert claims["sub"] == str(USER.user_id)
+    assert claims["roles"] == ["moderator"]
+    assert claims["exp"] - claims["iat"] == 60
+    assert claims["jti"]
+
+
+def test_tokens_are_reused_for_half_their_life() -> None:
+    now = [1_000_000.0]
+    tokens = InternalTokens(secret=SECRET, service="gateway", ttl_seconds=60, clock=lambda: now[0])
+    first = tokens.mint(audience="blog", identity=USER)
+    assert tokens.mint(audience="blog", identity=USER) == first
+    assert tokens.mint(audience="user", identity=USER) != first
+    now[0] += 31
+    assert tokens.mint(audience="blog", identity=USER) != first
+
+
+def test_dev_secret_is_logged_at_setup(caplog: pytest.LogCaptureFixture) -> None:
+    setup_internal_tokens(FastAPI(), CommSettings(service_name="blog"))
+    assert "development INTERNAL_TOKEN_SECRET" in caplog.text
+    caplog.clear()
+    setup_internal_tokens(FastAPI(), CommSettings(service_name="blog", internal_token_secret=SECRET))
+    assert "development" not in caplog.text
