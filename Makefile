@@ -30,7 +30,7 @@ test-%: install ## Run one service's suite (test-auth, test-blog, test-user, tes
 lint: install ## ruff and mypy
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy libs/comm/src $(wildcard services/*/src)
+	$(UV) run --frozen mypy -p comm $(foreach s,$(SERVICES),-p $(s))
 
 fmt: install ## Format and autofix
 	$(UV) run --frozen ruff format .

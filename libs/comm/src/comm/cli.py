@@ -1,0 +1,64 @@
+"""The command line every service shares: `python -m <service> migrate | serve [--migrate]`.
+
+A service's `__main__` calls `main(...)` with its package name, its settings and any commands of its own
+(e.g. auth's `grant-role`). `serve` runs uvicorn on the app factory `<package>.main:create_app`.
+"""
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
+
+import uvicorn
+
+from comm.db import ensure_database, migrate
+from comm.errors import AppError
+
+log = logging.getLogger(__name__)
+
+
+class ServiceSettings(Protocol):
+    service_name: str
+    database_url: str
+    host: str
+    port: int
+
+
+Command = Callable[[argparse.Namespace], Awaitable[None]]
+Configure = Callable[[argparse.ArgumentParser], None]
+
+
+def main(
+    *,
+    package: str,
+    settings: Callable[[], ServiceSettings],
+    commands: Mapping[str, tuple[Configure, Command]] | None = None,
+    argv: Sequence[str] | None = None,
+) -> None:
+    """Parse the command line and run one command."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parser = argparse.ArgumentParser(prog=f"python -m {package}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create the database if missing and apply every migration")
+    serve_parser = sub.add_parser("serve", help="run the HTTP server")
+    serve_parser.add_argument("--migrate", action="store_true", help="apply migrations before serving")
+    for name, (configure, _) in (commands or {}).items():
+        configure(sub.add_parser(name))
+    args = parser.parse_args(argv)
+    current = settings()
+    if args.command in ("migrate", "serve") and (args.command == "migrate" or args.migrate):
+        asyncio.run(_migrate(package, current.database_url))
+    if args.command == "serve":
+        uvicorn.run(f"{package}.main:create_app", factory=True, host=current.host, port=current.port, log_level="info")
+    elif args.command != "migrate":
+        try:
+            asyncio.run((commands or {})[args.command][1](args))
+        except AppError as exc:  # a refusal, not a crash: say why, no traceback
+            parser.exit(1, f"{parser.prog} {args.command}: {exc.detail}\n")
+
+
+async def _migrate(package: str, url: str) -> None:
+    await ensure_database(url)
+    await migrate(package=package, url=url)
+    log.info("%s: database is at the latest migration", package)

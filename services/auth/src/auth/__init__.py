@@ -1,0 +1,1 @@
+"""The auth service: credentials, password hashing, user tokens and their validation (DESIGN §1, §3)."""

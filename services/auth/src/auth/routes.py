@@ -1,0 +1,101 @@
+"""The auth service's internal API; only the gateway and other services call it, with an internal token."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+
+from auth import service
+from auth.passwords import Passwords
+from auth.schemas import AuthOut, LoginIn, RegisterIn, UpdateIn, UserOut, ValidateIn
+from auth.settings import AuthSettings
+from auth.signing import TokenSigner
+from comm.db import Session
+from comm.errors import Unauthorized
+from comm.tokens import CallerIdentity
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+public = APIRouter(tags=["keys"])
+
+
+def _settings(request: Request) -> AuthSettings:
+    settings: AuthSettings = request.app.state.settings
+    return settings
+
+
+def _passwords(request: Request) -> Passwords:
+    passwords: Passwords = request.app.state.passwords
+    return passwords
+
+
+def _signer(request: Request) -> TokenSigner:
+    signer: TokenSigner = request.app.state.signer
+    return signer
+
+
+def _user_id(identity: CallerIdentity) -> uuid.UUID:
+    if identity.user_id is None:
+        raise Unauthorized("this call needs a signed-in user")
+    return identity.user_id
+
+
+Settings = Annotated[AuthSettings, Depends(_settings)]
+PasswordHasher = Annotated[Passwords, Depends(_passwords)]
+Signer = Annotated[TokenSigner, Depends(_signer)]
+CurrentUserId = Annotated[uuid.UUID, Depends(_user_id)]
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED)
+async def register(
+    data: RegisterIn, session: Session, _: CallerIdentity, passwords: PasswordHasher, signer: Signer, settings: Settings
+) -> AuthOut:
+    return await service.register(session, data=data, passwords=passwords, signer=signer, settings=settings)
+
+
+@router.post("/login")
+async def login(
+    data: LoginIn, session: Session, _: CallerIdentity, passwords: PasswordHasher, signer: Signer
+) -> AuthOut:
+    return await service.login(session, email=data.email, password=data.password, passwords=passwords, signer=signer)
+
+
+@router.post("/validate")
+async def validate(data: ValidateIn, session: Session, _: CallerIdentity, signer: Signer) -> UserOut:
+    """Seed §2.2 `validate_token`: the token's user, or 401."""
+    return await service.validate(session, token=data.token, signer=signer)
+
+
+@router.get("/users/me")
+async def me(session: Session, user_id: CurrentUserId) -> UserOut:
+    return await service.get_user(session, user_id=user_id)
+
+
+@router.patch("/users/me")
+async def update_me(
+    data: UpdateIn,
+    session: Session,
+    user_id: CurrentUserId,
+    passwords: PasswordHasher,
+    signer: Signer,
+    settings: Settings,
+) -> AuthOut:
+    return await service.update_user(
+        session, user_id=user_id, data=data, passwords=passwords, signer=signer, settings=settings
+    )
+
+
+@router.post("/users/me/logout-all", status_code=status.HTTP_204_NO_CONTENT)
+async def logout_everywhere(session: Session, user_id: CurrentUserId) -> None:
+    """Revoke every token issued to the user so far."""
+    await service.revoke_tokens(session, user_id=user_id)
+
+
+@router.get("/users/{user_id}")
+async def get_user(user_id: uuid.UUID, session: Session, _: CallerIdentity) -> UserOut:
+    return await service.get_user(session, user_id=user_id)
+
+
+@public.get("/.well-known/jwks.json")
+async def jwks(signer: Signer) -> dict[str, list[dict[str, str]]]:
+    """The public key(s) user tokens are signed with."""
+    return signer.jwks
