@@ -119,3 +119,10 @@ async def test_jwks_publishes_the_es256_public_key(client: httpx.AsyncClient) ->
     keys = (await client.get("/.well-known/jwks.json")).json()["keys"]
     assert [(key["kty"], key["crv"], key["alg"]) for key in keys] == [("EC", "P-256", "ES256")]
     assert "d" not in keys[0]
+
+
+async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health")).json() == {"status": "ok"}
+    ready = await client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok"}

@@ -9,14 +9,10 @@ from auth.passwords import Passwords
 from auth.routes import public, router
 from auth.settings import AuthSettings
 from auth.signing import TokenSigner
-from comm.bodylimit import BodyLimitMiddleware
+from comm.bootstrap import bootstrap_app
 from comm.db import create_engine, create_sessionmaker
-from comm.errors import install_error_handlers
+from comm.health import database_check
 from comm.events.relay import OutboxRelay
-from comm.health import add_health_routes, database_check
-from comm.metrics import setup_metrics
-from comm.telemetry import setup_telemetry
-from comm.tokens import setup_internal_tokens
 
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
@@ -40,12 +36,12 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.passwords = Passwords(settings)
     app.state.signer = TokenSigner(settings)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    install_error_handlers(app)
-    setup_internal_tokens(app, settings)
-    setup_telemetry(app, settings)
-    setup_metrics(app, settings.service_name)
+    bootstrap_app(
+        app,
+        settings,
+        max_body_bytes=settings.max_body_bytes,
+        ready_checks={"database": lambda: database_check(app.state.engine)()},
+    )
     app.include_router(router)
     app.include_router(public)
-    add_health_routes(app, checks={"database": lambda: database_check(app.state.engine)()})
     return app
