@@ -11,8 +11,8 @@ from auth.settings import AuthSettings
 from auth.signing import TokenSigner
 from comm.bootstrap import bootstrap_app
 from comm.db import create_engine, create_sessionmaker
-from comm.health import database_check
 from comm.events.relay import OutboxRelay
+from comm.health import database_check
 
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
