@@ -1,0 +1,114 @@
+"""One request through two real services is one trace; `/metrics` counts it by route template."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import BaseModel
+
+from comm.http.client import ServiceClient
+from comm.metrics import setup_metrics
+from comm.settings import CommSettings
+from comm.telemetry import setup_telemetry
+from comm.testing import serve
+
+log = logging.getLogger("telemetry-test")
+
+
+class Item(BaseModel):
+    id: int
+    name: str
+
+
+def _backend(exporter: InMemorySpanExporter) -> FastAPI:
+    app = FastAPI()
+    setup_telemetry(app, CommSettings(service_name="backend-test"), span_processor=SimpleSpanProcessor(exporter))
+    setup_metrics(app, "backend-test")
+
+    @app.get("/items/{item_id}")
+    async def get_item(item_id: int) -> Item:
+        log.warning("serving item %s", item_id)
+        return Item(id=item_id, name="thing")
+
+    return app
+
+
+def _front(exporter: InMemorySpanExporter, backend_url: str) -> FastAPI:
+    settings = CommSettings(service_name="front-test")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        provider = app.state.tracer_provider
+        async with ServiceClient(
+            downstream="backend", base_url=backend_url, settings=settings, tracer_provider=provider
+        ) as client:
+            app.state.backend = client
+            yield
+
+    app = FastAPI(lifespan=lifespan)
+    setup_telemetry(app, settings, span_processor=SimpleSpanProcessor(exporter))
+
+    @app.get("/front/{item_id}")
+    async def front(item_id: int) -> Item:
+        backend: ServiceClient = app.state.backend
+        return await backend.get("/items/{item_id}", path_params={"item_id": item_id}, response_model=Item)
+
+    return app
+
+
+async def test_one_trace_across_two_services_and_metrics_by_template(caplog: pytest.LogCaptureFixture) -> None:
+    exporter = InMemorySpanExporter()
+    async with (
+        serve(_backend(exporter)) as backend_url,
+        serve(_front(exporter, backend_url)) as front_url,
+        httpx.AsyncClient(base_url=front_url) as client,
+    ):
+        assert (await client.get("/front/42")).json() == {"id": 42, "name": "thing"}
+        assert (await client.get(f"{backend_url}/no/such/path")).status_code == 404
+        metrics = (await client.get(f"{backend_url}/metrics")).text
+
+    spans = exporter.get_finished_spans()
+    front = next(span for span in spans if span.name == "GET /front/{item_id}")
+    client_span = next(span for span in spans if span.kind is trace.SpanKind.CLIENT)
+    backend = next(span for span in spans if span.name == "GET /items/{item_id}" and span.kind is trace.SpanKind.SERVER)
+    assert front.resource.attributes["service.name"] == "front-test"
+    assert backend.resource.attributes["service.name"] == "backend-test"
+    assert front.context.trace_id == client_span.context.trace_id == backend.context.trace_id
+    assert client_span.parent is not None
+    assert client_span.parent.span_id == front.context.span_id
+    assert backend.parent is not None
+    assert backend.parent.span_id == client_span.context.span_id
+
+    record = next(record for record in caplog.records if record.getMessage() == "serving item 42")
+    assert record.trace_id == format(backend.context.trace_id, "032x")  # type: ignore[attr-defined]
+    assert record.span_id == format(backend.context.span_id, "016x")  # type: ignore[attr-defined]
+
+    assert (
+        'http_requests_total{method="GET",path="/items/{item_id}",service="backend-test",status="200"} 1.0' in metrics
+    )
+    assert 'http_requests_total{method="GET",path="none",service="backend-test",status="404"} 1.0' in metrics
+    assert (
+        'http_request_duration_seconds_count{method="GET",path="/items/{item_id}",service="backend-test"} 1.0'
+        in metrics
+    )
+    assert "/no/such/path" not in metrics
+
+
+def test_log_records_outside_a_span_carry_placeholder_ids(caplog: pytest.LogCaptureFixture) -> None:
+    setup_telemetry(FastAPI(), CommSettings(service_name="quiet-test"))
+    log.warning("no span here")
+    assert caplog.records[-1].trace_id == "0"  # type: ignore[attr-defined]
+
+
+def test_otlp_exporter_is_added_when_an_endpoint_is_set() -> None:
+    settings = CommSettings(service_name="export-test", otel_exporter_otlp_endpoint="http://127.0.0.1:4318")
+    provider = setup_telemetry(FastAPI(), settings)
+    processors = provider._active_span_processor._span_processors
+    assert [type(processor).__name__ for processor in processors] == ["BatchSpanProcessor"]
+    provider.shutdown()
