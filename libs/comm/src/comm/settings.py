@@ -30,6 +30,16 @@ class CommSettings(BaseSettings):
     rabbitmq_url: str = Field("amqp://guest:guest@localhost:5672/", validation_alias=_env("RABBITMQ_URL"))
     events_exchange: str = Field("blog.events", validation_alias=_env("EVENTS_EXCHANGE"))
 
+    # Events (DESIGN §4): consumer flow control, retries, the outbox relay. Read under the service's prefix.
+    events_prefetch: int = 32
+    events_max_attempts: int = 5
+    events_retry_delay_seconds: float = 5.0
+    events_delivery_limit: int = 20  # the broker's own guard against a message that crashes its consumer
+    events_reconnect_interval_seconds: float = 2.0  # also the cap of the relay's and consumer's connect backoff
+    events_publish_timeout_seconds: float = 10.0
+    outbox_poll_interval_seconds: float = 1.0
+    outbox_batch_size: int = 100
+
     # Identity between services (DESIGN §3). The default is for development only and is logged as such.
     internal_token_secret: SecretStr = Field(
         SecretStr("dev-internal-token-secret-change-me-0123456789"),

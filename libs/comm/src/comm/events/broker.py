@@ -1,0 +1,163 @@
+"""The broker side of events (DESIGN §4): a robust connection and the topology, declared idempotently.
+
+For the events exchange X (`blog.events` by default) and each consuming queue Q:
+
+    X (topic, durable) --bound keys--> Q (quorum, x-delivery-limit) --> handler
+      | alternate-exchange                 | over the delivery limit: dead-lettered to Q.dlq
+      v
+    X.unroutable (fanout) --> X.unroutable (queue): what no queue was bound for, kept for an operator
+    X.retry (direct) --key Q--> Q.retry (quorum, x-message-ttl) --dead-letter, key Q--> X.requeue (direct) --key Q--> Q
+    default exchange --key Q.dlq--> Q.dlq (quorum): parked with the reason in the headers
+
+A retry dead-letters through X.requeue by the queue's own name, so it comes back to Q only, not to every queue
+bound to its routing key. Dead-lettering is at-least-once (quorum queues, `reject-publish`), so a retry is not
+lost between the two queues. Everything is durable and re-declared by aio-pika's robust connection after a
+reconnect; the objects are held here strongly because aio-pika keeps only weak references to its channels.
+"""
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    AbstractRobustExchange,
+    AbstractRobustQueue,
+    ExchangeType,
+)
+
+from comm.settings import CommSettings
+
+log = logging.getLogger(__name__)
+
+QUORUM: dict[str, Any] = {"x-queue-type": "quorum"}
+# At-least-once dead-lettering (RabbitMQ >= 3.10) needs reject-publish overflow on the source queue.
+SAFE_DEAD_LETTERING: dict[str, Any] = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Topology:
+    """The names derived from the events exchange; a test passes a unique exchange name to run isolated."""
+
+    exchange: str
+
+    @property
+    def unroutable(self) -> str:
+        return f"{self.exchange}.unroutable"
+
+    @property
+    def retry(self) -> str:
+        return f"{self.exchange}.retry"
+
+    @property
+    def requeue(self) -> str:
+        return f"{self.exchange}.requeue"
+
+    @staticmethod
+    def retry_queue(queue: str) -> str:
+        return f"{queue}.retry"
+
+    @staticmethod
+    def dlq(queue: str) -> str:
+        return f"{queue}.dlq"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Broker:
+    """One robust connection and its confirming channel with the declared exchanges, all held strongly."""
+
+    topology: Topology
+    connection: AbstractRobustConnection
+    channel: AbstractRobustChannel
+    exchange: AbstractRobustExchange
+    retry_exchange: AbstractRobustExchange
+    requeue_exchange: AbstractRobustExchange
+    unroutable_exchange: AbstractRobustExchange
+    unroutable_queue: AbstractRobustQueue
+
+    async def close(self) -> None:
+        """Close the connection (and with it every channel)."""
+        await self.connection.close()
+
+
+async def connect(*, settings: CommSettings, role: str) -> Broker:
+    """Connect and declare the exchanges; raises when the broker is unreachable."""
+    connection = await aio_pika.connect_robust(
+        settings.rabbitmq_url,
+        reconnect_interval=settings.events_reconnect_interval_seconds,
+        timeout=settings.events_publish_timeout_seconds,
+        client_properties={"connection_name": f"{settings.service_name} {role}"},
+    )
+    try:
+        # on_return_raises: a mandatory publish nobody routes (no alternate exchange) is an error, not a success.
+        channel = await connection.channel(on_return_raises=True)
+        return await _declare_exchanges(connection, channel, Topology(exchange=settings.events_exchange))
+    except BaseException:
+        await connection.close()
+        raise
+
+
+async def _declare_exchanges(
+    connection: AbstractRobustConnection, channel: AbstractRobustChannel, topology: Topology
+) -> Broker:
+    unroutable_exchange = await channel.declare_exchange(topology.unroutable, ExchangeType.FANOUT, durable=True)
+    unroutable_queue = await channel.declare_queue(topology.unroutable, durable=True, arguments=QUORUM)
+    await unroutable_queue.bind(unroutable_exchange, "")
+    exchange = await channel.declare_exchange(
+        topology.exchange, ExchangeType.TOPIC, durable=True, arguments={"alternate-exchange": topology.unroutable}
+    )
+    return Broker(
+        topology=topology,
+        connection=connection,
+        channel=channel,
+        exchange=exchange,
+        retry_exchange=await channel.declare_exchange(topology.retry, ExchangeType.DIRECT, durable=True),
+        requeue_exchange=await channel.declare_exchange(topology.requeue, ExchangeType.DIRECT, durable=True),
+        unroutable_exchange=unroutable_exchange,
+        unroutable_queue=unroutable_queue,
+    )
+
+
+async def declare_consumer_queue(
+    broker: Broker, channel: AbstractRobustChannel, *, queue: str, routing_keys: list[str], settings: CommSettings
+) -> AbstractRobustQueue:
+    """Declare Q, Q.retry and Q.dlq on the consuming channel and bind them; returns Q."""
+    topology = broker.topology
+    await channel.declare_queue(topology.dlq(queue), durable=True, arguments=QUORUM)
+    main = await channel.declare_queue(
+        queue,
+        durable=True,
+        arguments={
+            **QUORUM,
+            **SAFE_DEAD_LETTERING,
+            "x-delivery-limit": settings.events_delivery_limit,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": topology.dlq(queue),
+        },
+    )
+    for routing_key in routing_keys:
+        await main.bind(broker.exchange, routing_key)
+    await main.bind(broker.requeue_exchange, queue)
+    retry = await channel.declare_queue(
+        topology.retry_queue(queue),
+        durable=True,
+        arguments={
+            **QUORUM,
+            **SAFE_DEAD_LETTERING,
+            "x-message-ttl": round(settings.events_retry_delay_seconds * 1000),
+            "x-dead-letter-exchange": topology.requeue,
+            "x-dead-letter-routing-key": queue,
+        },
+    )
+    await retry.bind(broker.retry_exchange, queue)
+    return main
+
+
+def backoff_delay(*, failures: int, cap: float) -> float:
+    """Capped exponential backoff with jitter: about 0.1 s, 0.2 s, 0.4 s ... up to `cap`."""
+    delay = min(cap, 0.05 * 2.0 ** min(failures, 16))
+    # Jitter keeps replicas that lost the broker together from reconnecting in lockstep.
+    return delay / 2 + random.uniform(0, delay / 2)

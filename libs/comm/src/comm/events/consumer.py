@@ -1,0 +1,318 @@
+"""Consumers (DESIGN §4): one durable quorum queue per concern; each event applied once, acked after commit.
+
+Per delivery on queue Q:
+
+- a body that does not parse, or an event Q has no handler for, is parked in Q.dlq at once;
+- one transaction records (event id, Q) in `processed_events` (`ON CONFLICT DO NOTHING`); when the row was already
+  there the delivery is a duplicate and is acked unapplied, otherwise the handler runs in that same transaction;
+  the ack follows the commit;
+- a handler that raises: the message is republished, with confirms, to Q.retry with `x-attempts` + 1 and comes back
+  to Q alone after the retry delay; at `events_max_attempts` it is parked in Q.dlq instead, with `x-error`,
+  `x-attempts`, `x-first-failed-at`. The original is acked only after the copy is confirmed, so a crash in between
+  leaves two copies, never none, and the dedup drops the extra one.
+
+Handlers run concurrently up to the prefetch count, so they must tolerate reordering (DESIGN §4).
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
+from opentelemetry import propagate, trace
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from comm.events.broker import Broker, backoff_delay, connect, declare_consumer_queue
+from comm.events.metrics import EVENT_HANDLER_DURATION, EVENTS_CONSUMED
+from comm.events.models import Event, MalformedEvent, decode_event, derived_event_id
+from comm.events.tables import TABLES
+from comm.events.timestamps import format_timestamp
+from comm.settings import CommSettings
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+E = TypeVar("E", bound=Event)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventMeta:
+    """What a handler may need besides the event itself."""
+
+    event_id: uuid.UUID
+    routing_key: str
+    queue: str
+    attempt: int  # 1 on the first delivery, 2 on the first retry, ...
+    producer: str | None  # the producing service (AMQP app_id)
+    published_at: datetime | None  # AMQP timestamp, whole seconds
+
+
+Handler = Callable[[AsyncSession, E, EventMeta], Awaitable[None]]
+
+
+class Consumer:
+    """The handlers of one queue; `start()` and `stop()` in the service's lifespan."""
+
+    def __init__(self, *, queue: str, settings: CommSettings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.queue = queue
+        self._settings = settings
+        self._sessionmaker = sessionmaker
+        self._handlers: dict[type[Event], Handler[Any]] = {}
+        self._broker: Broker | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._amqp_queue: AbstractRobustQueue | None = None
+        self._consumer_tag: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._stopping = False
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    def handler(self, model: type[E]) -> Callable[[Handler[E]], Handler[E]]:
+        """Decorator form of `register`."""
+
+        def decorate(handler: Handler[E]) -> Handler[E]:
+            self.register(model, handler)
+            return handler
+
+        return decorate
+
+    def register(self, model: type[E], handler: Handler[E]) -> None:
+        """Handle `model` events on this queue; the queue is bound to its routing key at start."""
+        if model in self._handlers:
+            raise ValueError(f"{self.queue} already handles {model.__name__}")
+        self._handlers[model] = handler
+
+    async def start(self) -> None:
+        """Connect, declare and consume in the background; returns at once (see `ready`)."""
+        if not self._handlers:
+            raise RuntimeError(f"consumer {self.queue} has no handlers")
+        self._task = asyncio.create_task(self._subscribe_with_backoff(), name=f"consumer {self.queue}")
+
+    async def ready(self) -> None:
+        """Wait until the queue is declared and consumed."""
+        await self._ready.wait()
+
+    async def stop(self, *, grace_seconds: float = 30.0) -> None:
+        """Stop taking deliveries, let the handlers in flight finish (up to `grace_seconds`), then close."""
+        self._stopping = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._amqp_queue is not None and self._consumer_tag is not None:
+            with contextlib.suppress(Exception):
+                await self._amqp_queue.cancel(self._consumer_tag)
+        if self._inflight:
+            await asyncio.wait(self._inflight, timeout=grace_seconds)
+        await self._close()
+
+    async def _subscribe_with_backoff(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._subscribe()
+                return
+            except Exception as exc:
+                failures += 1
+                log.warning("consumer %s: cannot subscribe (%s: %s); retrying", self.queue, type(exc).__name__, exc)
+                await self._close()
+                await asyncio.sleep(
+                    backoff_delay(failures=failures, cap=self._settings.events_reconnect_interval_seconds)
+                )
+
+    async def _subscribe(self) -> None:
+        self._broker = await connect(settings=self._settings, role=f"consumer {self.queue}")
+        self._channel = await self._broker.connection.channel()
+        await self._channel.set_qos(prefetch_count=self._settings.events_prefetch)
+        routing_keys = sorted(model.routing_key for model in self._handlers)
+        self._amqp_queue = await declare_consumer_queue(
+            self._broker, self._channel, queue=self.queue, routing_keys=routing_keys, settings=self._settings
+        )
+        # Robust: after a reconnect aio-pika re-declares the queue and consumes again with this callback.
+        self._consumer_tag = await self._amqp_queue.consume(self._on_message)
+        self._ready.set()
+
+    async def _close(self) -> None:
+        broker, self._broker = self._broker, None
+        self._channel = self._amqp_queue = self._consumer_tag = None
+        if broker is not None:
+            await broker.close()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if self._stopping:
+            return  # left unacked: back to the queue when the channel closes
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        started = time.perf_counter()
+        try:
+            with self._span(message):
+                outcome, routing_key = await self._settle(message)
+        except Exception:
+            log.exception("consumer %s: delivery %s left unsettled", self.queue, message.message_id)
+            await self._requeue(message)
+            return
+        finally:
+            self._inflight.discard(task)
+        labels = {"service": self._settings.service_name, "queue": self.queue, "routing_key": routing_key}
+        EVENTS_CONSUMED.labels(**labels, outcome=outcome).inc()
+        EVENT_HANDLER_DURATION.labels(**labels).observe(time.perf_counter() - started)
+
+    async def _settle(self, message: AbstractIncomingMessage) -> tuple[str, str]:
+        """Apply, retry or park one delivery; returns (outcome, routing key)."""
+        try:
+            event = decode_event(message.body)
+        except MalformedEvent as exc:
+            await self._park(message, error=f"{type(exc).__name__}: {exc}", attempts=_attempt(message))
+            return "parked", message.type or "unknown"
+        trace.get_current_span().set_attribute("messaging.rabbitmq.destination.routing_key", event.routing_key)
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            await self._park(
+                message, error=f"NoHandler: {self.queue} has no handler for {event.routing_key}", attempts=1
+            )
+            return "parked", event.routing_key
+        meta = self._meta(message, event)
+        try:
+            applied = await self._apply(handler, event, meta)
+        except Exception as exc:
+            trace.get_current_span().record_exception(exc)
+            return await self._retry_or_park(message, meta, f"{type(exc).__name__}: {exc}"), event.routing_key
+        await message.ack()
+        return ("ok" if applied else "duplicate"), event.routing_key
+
+    async def _apply(self, handler: Handler[Any], event: Event, meta: EventMeta) -> bool:
+        """Record the event id and run the handler in one transaction; False when it was applied before."""
+        processed = TABLES.processed_events
+        async with self._sessionmaker() as session, session.begin():
+            first_time = await session.scalar(
+                insert(processed)
+                .values(event_id=meta.event_id, consumer=self.queue)
+                .on_conflict_do_nothing()
+                .returning(processed.c.event_id)
+            )
+            if first_time is None:
+                return False
+            await handler(session, event, meta)
+        return True
+
+    async def _retry_or_park(self, message: AbstractIncomingMessage, meta: EventMeta, error: str) -> str:
+        log.warning("consumer %s: %s attempt %d failed: %s", self.queue, meta.routing_key, meta.attempt, error)
+        if meta.attempt >= self._settings.events_max_attempts:
+            await self._park(message, error=error, attempts=meta.attempt)
+            return "parked"
+        copy = _copy(message, headers=_failure_headers(message, error=error, attempts=meta.attempt, queue=self.queue))
+        await self._publish(self._connected.retry_exchange, copy, routing_key=self.queue)
+        await message.ack()
+        return "retried"
+
+    async def _park(self, message: AbstractIncomingMessage, *, error: str, attempts: int) -> None:
+        log.error("consumer %s: parking %s in %s: %s", self.queue, message.message_id, self._dlq, error)
+        copy = _copy(message, headers=_failure_headers(message, error=error, attempts=attempts, queue=self.queue))
+        await self._publish(self._connected.channel.default_exchange, copy, routing_key=self._dlq)
+        await message.ack()
+
+    async def _publish(
+        self, exchange: aio_pika.abc.AbstractExchange, message: aio_pika.Message, *, routing_key: str
+    ) -> None:
+        async with asyncio.timeout(self._settings.events_publish_timeout_seconds):
+            await exchange.publish(message, routing_key=routing_key, mandatory=True)
+
+    async def _requeue(self, message: AbstractIncomingMessage) -> None:
+        # Could not settle (the broker is in trouble): after a pause, back to the queue; x-delivery-limit bounds it.
+        await asyncio.sleep(min(1.0, self._settings.events_retry_delay_seconds))
+        with contextlib.suppress(Exception):
+            await message.nack(requeue=True)
+
+    def _meta(self, message: AbstractIncomingMessage, event: Event) -> EventMeta:
+        return EventMeta(
+            event_id=_event_id(message),
+            routing_key=event.routing_key,
+            queue=self.queue,
+            attempt=_attempt(message),
+            producer=message.app_id,
+            published_at=message.timestamp,
+        )
+
+    def _span(self, message: AbstractIncomingMessage) -> contextlib.AbstractContextManager[trace.Span]:
+        carrier = {key: value for key, value in (message.headers or {}).items() if isinstance(value, str)}
+        attributes = {
+            "messaging.system": "rabbitmq",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": self.queue,
+            "messaging.message.id": str(_event_id(message)),
+        }
+        # A child of the relay's producer span: one trace from the request that wrote the event.
+        return tracer.start_as_current_span(
+            f"process {self.queue}",
+            context=propagate.extract(carrier),
+            kind=trace.SpanKind.CONSUMER,
+            attributes=attributes,
+        )
+
+    @property
+    def _dlq(self) -> str:
+        return f"{self.queue}.dlq"
+
+    @property
+    def _connected(self) -> Broker:
+        if self._broker is None:
+            raise RuntimeError(f"consumer {self.queue} is not connected")
+        return self._broker
+
+
+# Headers the broker adds on dead-lettering and redelivery; a republished copy starts without them.
+_BROKER_HEADERS = (
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-delivery-count",
+)
+
+
+def _event_id(message: AbstractIncomingMessage) -> uuid.UUID:
+    """The AMQP message_id, or for a producer that sets none (the seed's) an id derived from the body."""
+    try:
+        return uuid.UUID(message.message_id) if message.message_id else derived_event_id(message.body)
+    except ValueError:
+        return derived_event_id(message.body)
+
+
+def _attempt(message: AbstractIncomingMessage) -> int:
+    """Which attempt this delivery is: 1 + the failures recorded in `x-attempts`."""
+    failures = (message.headers or {}).get("x-attempts", 0)
+    return failures + 1 if isinstance(failures, int) else 1
+
+
+def _failure_headers(message: AbstractIncomingMessage, *, error: str, attempts: int, queue: str) -> dict[str, Any]:
+    """The message's headers plus the failure record (first failure kept, the latest error and count updated)."""
+    headers = {key: value for key, value in (message.headers or {}).items() if key not in _BROKER_HEADERS}
+    now = format_timestamp(datetime.now(UTC))
+    headers.setdefault("x-first-failed-at", now)
+    headers.setdefault("x-routing-key", message.type or message.routing_key)
+    headers.update({"x-attempts": attempts, "x-error": error[:2000], "x-last-failed-at": now, "x-queue": queue})
+    return headers
+
+
+def _copy(message: AbstractIncomingMessage, *, headers: dict[str, Any]) -> aio_pika.Message:
+    """The same event under the same id, for the retry or parking queue."""
+    return aio_pika.Message(
+        body=message.body,
+        headers=headers,
+        message_id=str(_event_id(message)),
+        type=message.type,
+        content_type=message.content_type,
+        app_id=message.app_id,
+        timestamp=message.timestamp,
+        correlation_id=message.correlation_id,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )

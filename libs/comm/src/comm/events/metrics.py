@@ -1,0 +1,25 @@
+"""Event metrics (DESIGN §5) on the default Prometheus registry, which every service's `/metrics` exposes."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_PUBLISHED = Counter(
+    "events_published_total",
+    "Events the outbox relay published and the broker confirmed.",
+    ["service", "routing_key"],
+)
+EVENTS_CONSUMED = Counter(
+    "events_consumed_total",
+    "Deliveries a consumer settled, by outcome: ok, duplicate, retried, parked.",
+    ["service", "queue", "routing_key", "outcome"],
+)
+EVENT_HANDLER_DURATION = Histogram(
+    "event_handler_duration_seconds",
+    "Time from delivery to settlement, handler transaction included.",
+    ["service", "queue", "routing_key"],
+)
+OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox rows not yet confirmed by the broker.", ["service"])
+OUTBOX_OLDEST_PENDING_AGE = Gauge(
+    "outbox_oldest_pending_age_seconds",
+    "Age of the oldest outbox row not yet confirmed by the broker (0 when none).",
+    ["service"],
+)

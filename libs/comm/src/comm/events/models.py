@@ -1,0 +1,186 @@
+"""The event contracts (DESIGN §4): the seed's `Event` enum as frozen models, its wire format, one registry.
+
+The body is what serde_json writes for the seed's externally tagged enum: `{"UserCreated":{...}}`, compact, fields
+in declaration order, lowercase hyphenated UUIDs, `null` for None, chrono timestamps. A model's class name is its
+serde variant name. Parsing ignores unknown fields (as serde does) and requires the known ones.
+
+The event id is not in the body: it travels as the AMQP `message_id`. A message without one (a producer built from
+the seed sets none) gets `derived_event_id(body)`, a uuid5 over the body bytes, so every redelivery of that message
+gets the same id; two events with byte-identical bodies would share it, which the entity id and timestamp inside
+every body rule out in practice.
+"""
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from comm.events.timestamps import Timestamp
+
+CommentStatus = Literal["approved", "rejected", "pending"]
+
+# Fixed forever: changing it changes the derived id of every seed-produced message.
+_DERIVED_ID_NAMESPACE = uuid.UUID("6f1c7a52-3d0e-5b8a-9c4f-2a7e1b9d0c31")
+
+
+class MalformedEvent(ValueError):
+    """A body that is not one of our events: bad JSON, unknown tag, missing or invalid field."""
+
+
+class Event(BaseModel):
+    """Base of every event; `routing_key` is its topic on the `blog.events` exchange."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    routing_key: ClassVar[str]
+
+
+class UserCreated(Event):
+    """Seed `UserCreatedEvent`: a user registered."""
+
+    routing_key: ClassVar[str] = "user.created"
+
+    user_id: uuid.UUID
+    username: str
+    email: str
+    timestamp: Timestamp
+
+
+class UserUpdated(Event):
+    """A user's username or email changed (ours, in the seed's style)."""
+
+    routing_key: ClassVar[str] = "user.updated"
+
+    user_id: uuid.UUID
+    username: str
+    email: str
+    timestamp: Timestamp
+
+
+class PostPublished(Event):
+    """Seed `PostPublishedEvent`: a post became public."""
+
+    routing_key: ClassVar[str] = "post.published"
+
+    post_id: uuid.UUID
+    author_id: uuid.UUID
+    title: str
+    timestamp: Timestamp
+
+
+class PostUpdated(Event):
+    """A post's title or content changed (ours)."""
+
+    routing_key: ClassVar[str] = "post.updated"
+
+    post_id: uuid.UUID
+    author_id: uuid.UUID
+    title: str
+    timestamp: Timestamp
+
+
+class PostDeleted(Event):
+    """A post was deleted; its comments must go too (ours)."""
+
+    routing_key: ClassVar[str] = "post.deleted"
+
+    post_id: uuid.UUID
+    author_id: uuid.UUID
+    timestamp: Timestamp
+
+
+class CommentCreated(Event):
+    """Seed `CommentCreatedEvent` plus `status` after the seed's fields (a Rust consumer ignores it).
+
+    `author_id` None is an anonymous comment. `status` lets comment counts follow approval; a producer built from
+    the seed omits it, and then it is what our comment service would have chosen: approved for an authenticated
+    comment, pending for an anonymous one.
+    """
+
+    routing_key: ClassVar[str] = "comment.created"
+
+    comment_id: uuid.UUID
+    post_id: uuid.UUID
+    author_id: uuid.UUID | None
+    timestamp: Timestamp
+    status: CommentStatus
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_status(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "status" not in data:
+            return {**data, "status": "pending" if data.get("author_id") is None else "approved"}
+        return data
+
+
+class CommentModerated(Event):
+    """A moderator approved or rejected a comment (named by the seed, defined by us); `reason` is optional."""
+
+    routing_key: ClassVar[str] = "comment.moderated"
+
+    comment_id: uuid.UUID
+    post_id: uuid.UUID
+    author_id: uuid.UUID | None
+    moderator_id: uuid.UUID
+    status: CommentStatus
+    reason: str | None
+    timestamp: Timestamp
+
+
+class CommentDeleted(Event):
+    """A comment was deleted (ours)."""
+
+    routing_key: ClassVar[str] = "comment.deleted"
+
+    comment_id: uuid.UUID
+    post_id: uuid.UUID
+    author_id: uuid.UUID | None
+    timestamp: Timestamp
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    UserCreated,
+    UserUpdated,
+    PostPublished,
+    PostUpdated,
+    PostDeleted,
+    CommentCreated,
+    CommentModerated,
+    CommentDeleted,
+)
+BY_ROUTING_KEY: Mapping[str, type[Event]] = {model.routing_key: model for model in EVENT_TYPES}
+BY_TAG: Mapping[str, type[Event]] = {model.__name__: model for model in EVENT_TYPES}
+
+
+def encode_event(event: Event) -> bytes:
+    """The body serde_json writes for the seed's `Event` enum."""
+    return b'{"' + type(event).__name__.encode() + b'":' + event.model_dump_json().encode() + b"}"
+
+
+def decode_event(body: bytes) -> Event:
+    """The event in a body; raises MalformedEvent for anything that is not one of ours."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedEvent(f"body is not UTF-8 JSON: {exc}") from exc
+    if not isinstance(data, dict) or len(data) != 1:
+        raise MalformedEvent("body is not an externally tagged event: expected an object with one key")
+    ((tag, fields),) = data.items()
+    model = BY_TAG.get(tag)
+    if model is None:
+        raise MalformedEvent(f"unknown event {tag!r}")
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise MalformedEvent(f"invalid {tag}: {problems}") from exc
+
+
+def derived_event_id(body: bytes) -> uuid.UUID:
+    """The id of a message that carries no `message_id`: stable for the same body bytes."""
+    # uuid5 over the raw bytes (the stdlib's uuid5 takes only text before Python 3.12).
+    digest = hashlib.sha1(_DERIVED_ID_NAMESPACE.bytes + body, usedforsecurity=False).digest()
+    return uuid.UUID(bytes=digest[:16], version=5)

@@ -1,0 +1,214 @@
+"""The outbox relay (DESIGN §4): publishes committed outbox rows with publisher confirms, then marks them sent.
+
+One batch is one transaction: claim up to N unsent rows (`FOR UPDATE SKIP LOCKED`, oldest first), publish them in
+that order on one confirming channel, await the confirms, mark the confirmed rows sent, commit. The row locks are
+held until that commit, so no other relay (another replica) publishes an id that is in flight here; a relay that
+dies between the broker's ack and the commit leaves the rows unsent, they go out again under the same message_id,
+and consumers drop the duplicate by id.
+
+"Sent" (`sent_at`) means the broker confirmed custody: the message is in every queue bound to its routing key, or,
+when none is bound, in the alternate exchange's `<exchange>.unroutable` queue. It never means that a consumer got
+it; only a consumer's own `processed_events` row says that.
+
+The relay wakes on `LISTEN` (a dedicated asyncpg connection) and polls as a fallback. While the broker is
+unreachable it backs off and rows stay pending; writes go on committing meanwhile.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aio_pika
+import asyncpg
+from opentelemetry import propagate, trace
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from comm.events.broker import Broker, backoff_delay, connect
+from comm.events.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_PENDING_AGE
+from comm.events.outbox import NOTIFY_CHANNEL
+from comm.events.tables import TABLES
+from comm.settings import CommSettings
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+outbox = TABLES.outbox
+
+BeforeMarkSent = Callable[[list[uuid.UUID]], Awaitable[None]]
+OutboxRow = Row[Any, Any, Any, Any, Any]  # id, routing_key, body, headers, created_at
+
+
+class OutboxRelay:
+    """Publishes a service's outbox; `start()` and `stop()` in the lifespan, one per process."""
+
+    def __init__(
+        self, *, engine: AsyncEngine, settings: CommSettings, before_mark_sent: BeforeMarkSent | None = None
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        # A test seam: called after the broker's acks, before the rows are marked sent.
+        self._before_mark_sent = before_mark_sent
+        self._broker: Broker | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._gauges_refreshed_at = 0.0
+
+    async def start(self) -> None:
+        """Relay in the background; returns at once, whether or not the broker is reachable."""
+        self._task = asyncio.create_task(self._run(), name=f"{self._settings.service_name} outbox relay")
+
+    async def stop(self) -> None:
+        """Stop relaying; a batch in flight is rolled back and goes out again on the next start."""
+        task, self._task = self._task, None
+        try:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        finally:
+            await self._close_connections()
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            self._wake.clear()
+            try:
+                claimed = await self._relay_once()
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                claimed = 0
+                log.warning("outbox relay: %s: %s; rows stay pending", type(exc).__name__, exc)
+            await self._refresh_gauges(force=claimed == 0)
+            if failures:
+                await asyncio.sleep(
+                    backoff_delay(failures=failures, cap=self._settings.events_reconnect_interval_seconds)
+                )
+            elif claimed < self._settings.outbox_batch_size:
+                await self._wait_for_work()
+
+    async def _relay_once(self) -> int:
+        await self._ensure_listener()
+        if self._broker is None:
+            self._broker = await connect(settings=self._settings, role="outbox relay")
+        return await self._relay_batch(self._broker)
+
+    async def _relay_batch(self, broker: Broker) -> int:
+        async with self._engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(outbox.c.id, outbox.c.routing_key, outbox.c.body, outbox.c.headers, outbox.c.created_at)
+                    .where(outbox.c.sent_at.is_(None))
+                    .order_by(outbox.c.created_at, outbox.c.id)
+                    .limit(self._settings.outbox_batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            # The tasks start in claim order and take the channel's write lock in that order: one write each, in
+            # order, with the confirms awaited together rather than one round trip per row.
+            results = await asyncio.gather(*(self._publish(broker, row) for row in rows), return_exceptions=True)
+            sent = [row.id for row, result in zip(rows, results, strict=True) if result is None]
+            if self._before_mark_sent is not None:
+                await self._before_mark_sent(sent)
+            await _mark(conn, rows, results)
+        failed = [result for result in results if isinstance(result, BaseException)]
+        if failed:
+            raise failed[0]
+        return len(rows)
+
+    async def _publish(self, broker: Broker, row: OutboxRow) -> None:
+        headers: dict[str, Any] = dict(row.headers)
+        attributes = {
+            "messaging.system": "rabbitmq",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": broker.exchange.name,
+            "messaging.rabbitmq.destination.routing_key": row.routing_key,
+            "messaging.message.id": str(row.id),
+        }
+        parent = propagate.extract(headers)  # the request that wrote the row
+        with tracer.start_as_current_span(
+            f"publish {row.routing_key}", context=parent, kind=trace.SpanKind.PRODUCER, attributes=attributes
+        ):
+            propagate.inject(headers)  # the consumer's span becomes a child of this producer span
+            message = aio_pika.Message(
+                body=row.body.encode(),
+                headers=headers,
+                message_id=str(row.id),
+                type=row.routing_key,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                app_id=self._settings.service_name,
+                timestamp=row.created_at,
+            )
+            async with asyncio.timeout(self._settings.events_publish_timeout_seconds):
+                await broker.exchange.publish(message, routing_key=row.routing_key, mandatory=True)
+        EVENTS_PUBLISHED.labels(service=self._settings.service_name, routing_key=row.routing_key).inc()
+
+    async def _ensure_listener(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        url = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            self._listener = await asyncpg.connect(url)
+            await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        except (OSError, asyncpg.PostgresError) as exc:
+            # Not fatal: the poll interval still bounds the delay.
+            log.warning("outbox relay: LISTEN unavailable (%s), polling", exc)
+            self._listener = None
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _wait_for_work(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._settings.outbox_poll_interval_seconds):
+                await self._wake.wait()
+
+    async def _refresh_gauges(self, *, force: bool) -> None:
+        # Under load, at most once per poll interval: the count scans every pending row.
+        now = time.monotonic()
+        if not force and now - self._gauges_refreshed_at < self._settings.outbox_poll_interval_seconds:
+            return
+        self._gauges_refreshed_at = now
+        pending = outbox.c.sent_at.is_(None)
+        age = func.coalesce(func.extract("epoch", func.clock_timestamp() - func.min(outbox.c.created_at)), 0)
+        try:
+            async with self._engine.connect() as conn:
+                backlog, oldest_age = (await conn.execute(select(func.count(), age).where(pending))).one()
+        except Exception as exc:
+            log.warning("outbox relay: cannot read the backlog: %s", exc)
+            return
+        OUTBOX_BACKLOG.labels(service=self._settings.service_name).set(backlog)
+        OUTBOX_OLDEST_PENDING_AGE.labels(service=self._settings.service_name).set(float(oldest_age))
+
+    async def _close_connections(self) -> None:
+        broker, self._broker = self._broker, None
+        listener, self._listener = self._listener, None
+        if broker is not None:
+            await broker.close()
+        if listener is not None:
+            await listener.close()
+
+
+async def _mark(conn: AsyncConnection, rows: Sequence[OutboxRow], results: Sequence[object]) -> None:
+    """Mark the confirmed rows sent; count the attempt and keep the error on the others."""
+    sent = [row.id for row, result in zip(rows, results, strict=True) if result is None]
+    if sent:
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(sent))
+            .values(sent_at=func.clock_timestamp(), attempts=outbox.c.attempts + 1, last_error=None)
+        )
+    for row, result in zip(rows, results, strict=True):
+        if isinstance(result, BaseException):
+            error = f"{type(result).__name__}: {result}"[:1000]
+            await conn.execute(
+                update(outbox).where(outbox.c.id == row.id).values(attempts=outbox.c.attempts + 1, last_error=error)
+            )

@@ -1,0 +1,277 @@
+"""Consumers against the real broker and database: once-only application, delayed retries, parking, shutdown."""
+
+import asyncio
+import uuid
+from contextlib import AsyncExitStack
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+from prometheus_client import REGISTRY
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from comm.events.broker import Broker, connect
+from comm.events.consumer import Consumer, EventMeta
+from comm.events.models import Event, UserCreated, encode_event
+from comm.events.relay import OutboxRelay
+from comm.events.testing import TcpProxy, publish_without_message_id, take_messages, wait_until
+from comm.settings import CommSettings
+
+
+async def started(stack: AsyncExitStack, consumer: Consumer) -> Consumer:
+    await consumer.start()
+    stack.push_async_callback(consumer.stop)
+    async with asyncio.timeout(10):
+        await consumer.ready()
+    return consumer
+
+
+async def started_relay(stack: AsyncExitStack, relay: OutboxRelay) -> OutboxRelay:
+    await relay.start()
+    stack.push_async_callback(relay.stop)
+    return relay
+
+
+async def publisher(stack: AsyncExitStack, settings: CommSettings) -> Broker:
+    """A raw connection to publish what no outbox would (malformed bodies, seed messages without id)."""
+    broker = await connect(settings=settings, role="test publisher")
+    stack.push_async_callback(broker.close)
+    return broker
+
+
+def consumed(queue: str, outcome: str, routing_key: str = "user.created") -> float:
+    labels = {"service": "events-test", "queue": queue, "routing_key": routing_key, "outcome": outcome}
+    return REGISTRY.get_sample_value("events_consumed_total", labels) or 0.0
+
+
+async def parked(settings: CommSettings, queue: str, into: list[AbstractIncomingMessage]) -> bool:
+    into.extend(await take_messages(url=settings.rabbitmq_url, queue=f"{queue}.dlq"))
+    return bool(into)
+
+
+class Flaky:
+    """A handler that fails its first `failures` calls per event, then records the effect."""
+
+    def __init__(self, kit: Any, *, failures: int) -> None:
+        self.kit = kit
+        self.failures = failures
+        self.calls: dict[uuid.UUID, int] = {}
+        self.attempts_seen: list[int] = []
+
+    async def __call__(self, session: AsyncSession, event: Event, meta: EventMeta) -> None:
+        self.calls[meta.event_id] = self.calls.get(meta.event_id, 0) + 1
+        self.attempts_seen.append(meta.attempt)
+        if self.calls[meta.event_id] <= self.failures:
+            raise ConnectionResetError(f"downstream hiccup {self.calls[meta.event_id]}")
+        await self.kit.record_effect(session, event, meta)
+
+
+async def test_a_handler_that_fails_twice_then_succeeds_applies_the_event_once(
+    events_engine: AsyncEngine,
+    events_sessionmaker: async_sessionmaker[AsyncSession],
+    events_topology: Any,
+    events_stack: AsyncExitStack,
+    events_kit: Any,
+) -> None:
+    settings = events_topology.settings
+    queue = events_topology.queue("flaky")
+    flaky = Flaky(events_kit, failures=2)
+    consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
+    consumer.register(UserCreated, flaky)
+    await started(events_stack, consumer)
+    await started_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+
+    [first] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created("first")])
+    await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=1))
+    [later] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created("later")])
+    await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=2))
+
+    assert await events_kit.count_effects(events_engine, queue=queue, event_id=first) == 1
+    assert flaky.calls[first] == 3
+    assert flaky.attempts_seen[:3] == [1, 2, 3]
+    assert (consumed(queue, "retried"), consumed(queue, "ok"), consumed(queue, "parked")) == (4, 2, 0)
+    assert await take_messages(url=settings.rabbitmq_url, queue=f"{queue}.dlq") == []
+    assert later in flaky.calls
+
+
+async def test_a_handler_that_always_fails_is_parked_with_the_reason_after_max_attempts(
+    events_engine: AsyncEngine,
+    events_sessionmaker: async_sessionmaker[AsyncSession],
+    events_topology: Any,
+    events_stack: AsyncExitStack,
+    events_kit: Any,
+) -> None:
+    settings = events_topology.settings  # events_max_attempts=4
+    queue = events_topology.queue("doomed")
+    calls: list[str] = []
+
+    async def handle(session: AsyncSession, event: UserCreated, meta: EventMeta) -> None:
+        calls.append(event.username)
+        if event.username == "poison":
+            raise ValueError("username is poison")
+        await events_kit.record_effect(session, event, meta)
+
+    consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
+    consumer.register(UserCreated, handle)
+    await started(events_stack, consumer)
+    await started_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+
+    [poison] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created("poison")])
+    [fine] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created("fine")])
+    dlq: list[AbstractIncomingMessage] = []
+    await wait_until(lambda: parked(settings, queue, dlq))
+
+    [message] = dlq
+    headers = message.headers or {}
+    assert message.message_id == str(poison)
+    assert headers["x-error"] == "ValueError: username is poison"
+    assert headers["x-attempts"] == 4
+    assert isinstance(headers["x-first-failed-at"], str)
+    assert headers["x-routing-key"] == "user.created"
+    assert "x-death" not in headers  # the broker's dead-letter history is not carried into the parked copy
+    assert calls.count("poison") == 4
+    assert await events_kit.count_effects(events_engine, queue=queue, event_id=fine) == 1
+    assert await events_kit.count_effects(events_engine, queue=queue) == 1
+    assert consumed(queue, "parked") == 1
+
+
+async def test_a_malformed_body_is_parked_at_once_and_later_events_flow(
+    events_engine: AsyncEngine,
+    events_sessionmaker: async_sessionmaker[AsyncSession],
+    events_topology: Any,
+    events_stack: AsyncExitStack,
+    events_kit: Any,
+) -> None:
+    settings = events_topology.settings
+    queue = events_topology.queue("strict")
+    consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
+    consumer.register(UserCreated, events_kit.record_effect)
+    await started(events_stack, consumer)
+    raw = await publisher(events_stack, settings)
+
+    bodies = [b"{not json", b'{"UserCreated":{"user_id":"nope"}}', b'{"UserExploded":{}}']
+    for body in bodies:
+        await raw.exchange.publish(aio_pika.Message(body, message_id=str(uuid.uuid4())), routing_key="user.created")
+    good = events_kit.user_created("good")
+    await raw.exchange.publish(aio_pika.Message(encode_event(good)), routing_key="user.created")
+    dlq: list[AbstractIncomingMessage] = []
+
+    async def all_parked() -> bool:
+        await parked(settings, queue, dlq)
+        return len(dlq) == len(bodies)
+
+    await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=1))
+    await wait_until(all_parked)
+
+    assert sorted(message.body for message in dlq) == sorted(bodies)
+    reasons = [str((message.headers or {})["x-error"]) for message in dlq]
+    assert all(reason.startswith("MalformedEvent: ") for reason in reasons)
+    assert all((message.headers or {})["x-attempts"] == 1 for message in dlq)
+
+
+async def test_a_seed_message_without_id_gets_a_stable_id_and_a_redelivery_is_a_duplicate(
+    events_engine: AsyncEngine,
+    events_sessionmaker: async_sessionmaker[AsyncSession],
+    events_topology: Any,
+    events_stack: AsyncExitStack,
+    events_kit: Any,
+) -> None:
+    settings = events_topology.settings
+    queue = events_topology.queue("seed")
+    consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
+    consumer.register(UserCreated, events_kit.record_effect)
+    await started(events_stack, consumer)
+    body = encode_event(events_kit.user_created("rusty"))
+
+    for _ in range(2):  # a seed producer's message, and that message again (a redelivery, a re-send)
+        await publish_without_message_id(url=settings.rabbitmq_url, exchange="", routing_key=queue, body=body)
+    await wait_until(lambda: consumed(queue, "duplicate") == 1)
+
+    assert await events_kit.count_effects(events_engine, queue=queue) == 1
+    assert consumed(queue, "ok") == 1
+
+
+async def test_a_retry_comes_back_to_its_own_queue_only(
+    events_engine: AsyncEngine,
+    events_sessionmaker: async_sessionmaker[AsyncSession],
+    events_topology: Any,
+    events_stack: AsyncExitStack,
+    events_kit: Any,
+) -> None:
+    settings = events_topology.settings
+    flaky_queue, steady_queue = events_topology.queue("flaky"), events_topology.queue("steady")
+    flaky = Consumer(queue=flaky_queue, settings=settings, sessionmaker=events_sessionmaker)
+    flaky.register(UserCreated, Flaky(events_kit, failures=1))
+    steady = Consumer(queue=steady_queue, settings=settings, sessionmaker=events_sessionmaker)
+    steady.register(UserCreated, events_kit.record_effect)
+    for consumer in (flaky, steady):
+        await started(events_stack, consumer)
+    await started_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+
+    await events_kit.write_events(events_sessionmaker, [events_kit.user_created()])
+    await wait_until(lambda: events_kit.has_effects(events_engine, queue=flaky_queue, count=1))
+    await asyncio.sleep(0.2)  # a leaked retry would have reached the steady queue by now
+
+    assert consumed(flaky_queue, "retried") == 1
+    assert (consumed(steady_queue, "ok"), consumed(steady_queue, "duplicate")) == (1, 0)
+
+
+async def test_stop_lets_the_handler_in_flight_finish_and_ack(
+    events_engine: AsyncEngine,
+    events_sessionmaker: async_sessionmaker[AsyncSession],
+    events_topology: Any,
+    events_stack: AsyncExitStack,
+    events_kit: Any,
+) -> None:
+    settings = events_topology.settings
+    queue = events_topology.queue("slow")
+    entered = asyncio.Event()
+
+    async def slow(session: AsyncSession, event: UserCreated, meta: EventMeta) -> None:
+        entered.set()
+        await asyncio.sleep(0.5)
+        await events_kit.record_effect(session, event, meta)
+
+    consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
+    consumer.register(UserCreated, slow)
+    await started(events_stack, consumer)
+    raw = await publisher(events_stack, settings)
+    await raw.exchange.publish(aio_pika.Message(encode_event(events_kit.user_created())), routing_key="user.created")
+    async with asyncio.timeout(10):
+        await entered.wait()
+
+    await consumer.stop()
+
+    assert await events_kit.count_effects(events_engine, queue=queue) == 1
+    assert consumed(queue, "ok") == 1
+    declared = await raw.channel.declare_queue(queue, passive=True)
+    assert declared.declaration_result.message_count == 0  # acked, not waiting for redelivery
+
+
+async def test_a_consumer_survives_losing_the_broker_connection_without_a_restart(
+    events_engine: AsyncEngine,
+    events_sessionmaker: async_sessionmaker[AsyncSession],
+    events_topology: Any,
+    events_stack: AsyncExitStack,
+    events_kit: Any,
+) -> None:
+    settings = events_topology.settings
+    queue = events_topology.queue("robust")
+    proxy = TcpProxy(target_url=settings.rabbitmq_url)
+    await proxy.open()
+    events_stack.push_async_callback(proxy.close)
+    consumer = Consumer(queue=queue, settings=events_topology.with_url(proxy.url), sessionmaker=events_sessionmaker)
+    consumer.register(UserCreated, events_kit.record_effect)
+    await started(events_stack, consumer)
+    await started_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+    await events_kit.write_events(events_sessionmaker, [events_kit.user_created("before")])
+    await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=1))
+
+    await proxy.close()  # the broker "restarts": every connection through the proxy is cut
+    await events_kit.write_events(events_sessionmaker, [events_kit.user_created("during")])
+    await asyncio.sleep(0.5)
+    await proxy.open()
+
+    await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=2), within=20)
+    await events_kit.write_events(events_sessionmaker, [events_kit.user_created("after")])
+    await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=3), within=10)
