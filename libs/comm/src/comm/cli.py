@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 
 class ServiceSettings(Protocol):
     service_name: str
-    database_url: str
     host: str
     port: int
 
@@ -40,15 +39,17 @@ def main(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     parser = argparse.ArgumentParser(prog=f"python -m {package}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="create the database if missing and apply every migration")
+    current = settings()
+    database_url: str | None = getattr(current, "database_url", None)  # the gateway has no database
     serve_parser = sub.add_parser("serve", help="run the HTTP server")
-    serve_parser.add_argument("--migrate", action="store_true", help="apply migrations before serving")
+    if database_url is not None:
+        sub.add_parser("migrate", help="create the database if missing and apply every migration")
+        serve_parser.add_argument("--migrate", action="store_true", help="apply migrations before serving")
     for name, (configure, _) in (commands or {}).items():
         configure(sub.add_parser(name))
     args = parser.parse_args(argv)
-    current = settings()
-    if args.command in ("migrate", "serve") and (args.command == "migrate" or args.migrate):
-        asyncio.run(_migrate(package, current.database_url))
+    if database_url is not None and (args.command == "migrate" or getattr(args, "migrate", False)):
+        asyncio.run(_migrate(package, database_url))
     if args.command == "serve":
         uvicorn.run(f"{package}.main:create_app", factory=True, host=current.host, port=current.port, log_level="info")
     elif args.command != "migrate":
