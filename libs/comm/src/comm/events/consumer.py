@@ -171,6 +171,7 @@ class Consumer:
         try:
             event = decode_event(message.body)
         except MalformedEvent as exc:
+            _span_failed(exc)
             await self._park(message, error=f"{type(exc).__name__}: {exc}", attempts=_attempt(message))
             return "parked", message.type or "unknown"
         trace.get_current_span().set_attribute("messaging.rabbitmq.destination.routing_key", event.routing_key)
@@ -184,7 +185,7 @@ class Consumer:
         try:
             applied = await self._apply(handler, event, meta)
         except Exception as exc:
-            trace.get_current_span().record_exception(exc)
+            _span_failed(exc)
             return await self._retry_or_park(message, meta, f"{type(exc).__name__}: {exc}"), event.routing_key
         await message.ack()
         return ("ok" if applied else "duplicate"), event.routing_key
@@ -277,6 +278,13 @@ _BROKER_HEADERS = (
     "x-first-death-reason",
     "x-delivery-count",
 )
+
+
+def _span_failed(exc: Exception) -> None:
+    """Mark the delivery's span failed; the message itself is retried or parked, not lost."""
+    span = trace.get_current_span()
+    span.record_exception(exc)
+    span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
 
 
 def _event_id(message: AbstractIncomingMessage) -> uuid.UUID:
