@@ -28,7 +28,9 @@ _HTTP11 = {"http_version": b"HTTP/1.1"}
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """Send httpx requests through a pooled aiohttp session (HTTP/1.1, keep-alive)."""
 
-    def __init__(self, *, max_connections: int = 100, keepalive_expiry: float = 30.0) -> None:
+    # Idle connections are closed after 4 s, before uvicorn's 5 s keep-alive timeout closes them from the other end:
+    # sending on a connection the server is closing fails even a request that could not have been retried.
+    def __init__(self, *, max_connections: int = 100, keepalive_expiry: float = 4.0) -> None:
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
         self._session: aiohttp.ClientSession | None = None
