@@ -231,3 +231,15 @@ async def test_retries_end_when_the_breaker_opens(downstream: tuple[Downstream, 
         with pytest.raises(CircuitOpen):
             await client.get("/items", response_model=Item)
     assert server.hits["items"] == 3  # each attempt passes the breaker; the 4th meets it open
+
+
+async def test_a_request_that_cannot_be_built_takes_no_probe_slot(downstream: tuple[Downstream, str]) -> None:
+    server, url = downstream
+    clock = Clock()
+    async with _client(url, clock) as client:
+        await _open(client, server)
+        clock.now += 10
+        with pytest.raises(UnicodeEncodeError):
+            await client.get("/items", response_model=Item, headers={"x-name": "Zoë"})  # headers are ASCII
+        assert await client.get("/items", response_model=Item) == Item(id=1, name="ok")  # the probe
+        assert client.breaker.state is State.CLOSED

@@ -186,20 +186,22 @@ class ServiceClient:
         seconds_left: float,
     ) -> httpx.Response:
         """One request through the breaker, in a client span; a non-2xx answer raises."""
-        guard = self.breaker.guard()  # an open breaker fails fast, before any span or socket
+        timeout = self._timeout if seconds_left >= self._read_timeout else self._timeouts(seconds_left=seconds_left)
+        request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeout})
         attributes: dict[str, str | int] = {**self._span_attributes, "http.request.method": method, "url.full": url}
-        with self._tracer.start_as_current_span(span_name, kind=trace.SpanKind.CLIENT, attributes=attributes) as span:
-            outgoing = dict(headers)
-            propagate.inject(outgoing)
-            timeout = self._timeout if seconds_left >= self._read_timeout else self._timeouts(seconds_left=seconds_left)
-            request = httpx.Request(method, url, headers=outgoing, content=body, extensions={"timeout": timeout})
-            with guard:
-                try:
-                    response = await self._transport.handle_async_request(request)
-                    await response.aread()
-                except httpx.TransportError as exc:
-                    raise transport_error(exc, downstream=self.downstream) from exc
-                guard.failed = response.status_code in BREAKER_FAILURE_STATUSES
+        # The breaker comes first: an open one fails fast, before any span or socket. Whatever happens once it has
+        # admitted the call ends inside its guard, so a probe slot is never left taken.
+        with (
+            self.breaker.guard() as guard,
+            self._tracer.start_as_current_span(span_name, kind=trace.SpanKind.CLIENT, attributes=attributes) as span,
+        ):
+            propagate.inject(request.headers)
+            try:
+                response = await self._transport.handle_async_request(request)
+                await response.aread()
+            except httpx.TransportError as exc:
+                raise transport_error(exc, downstream=self.downstream) from exc
+            guard.failed = response.status_code in BREAKER_FAILURE_STATUSES
             span.set_attribute("http.response.status_code", response.status_code)
             if response.status_code >= 500:
                 span.set_status(trace.StatusCode.ERROR)
