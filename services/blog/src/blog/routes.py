@@ -1,0 +1,158 @@
+"""The blog service's internal API; only the gateway and other services call it, with an internal token.
+
+Every route needs a valid internal token (`X-Internal-Token`). Reads take the token's user, if any, as the viewer
+(their drafts, their `favorited`); writes need a user, and category writes the `admin` role.
+"""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, status
+
+from blog import categories, queries, service
+from blog.errors import AdminOnly, PostNotFound, SignInRequired
+from blog.queries import Drafts, Page, PostFilter
+from blog.schemas import (
+    CategoryIn,
+    CategoryList,
+    CategoryOut,
+    CategoryPatch,
+    CategorySlug,
+    FeedIn,
+    LookupIn,
+    PostBatch,
+    PostIn,
+    PostList,
+    PostOut,
+    PostPatch,
+    Tags,
+    Text,
+)
+from comm.db import Session
+from comm.tokens import CallerIdentity
+
+router = APIRouter(tags=["posts"])
+
+
+def _viewer(identity: CallerIdentity) -> uuid.UUID | None:
+    return identity.user_id
+
+
+def _user_id(identity: CallerIdentity) -> uuid.UUID:
+    if identity.user_id is None:
+        raise SignInRequired()
+    return identity.user_id
+
+
+def _admin(identity: CallerIdentity) -> None:
+    if identity.user_id is None:
+        raise SignInRequired()
+    if "admin" not in identity.roles:
+        raise AdminOnly()
+
+
+def _page(limit: Annotated[int, Query(ge=1, le=100)] = 20, offset: Annotated[int, Query(ge=0, le=2**62)] = 0) -> Page:
+    return Page(limit=limit, offset=offset)
+
+
+Viewer = Annotated[uuid.UUID | None, Depends(_viewer)]
+CurrentUserId = Annotated[uuid.UUID, Depends(_user_id)]
+Paging = Annotated[Page, Depends(_page)]
+QueryText = Annotated[Text | None, Query(max_length=200)]
+
+
+@router.post("/posts", status_code=status.HTTP_201_CREATED)
+async def create_post(data: PostIn, session: Session, user_id: CurrentUserId) -> PostOut:
+    return await service.create_post(session, author_id=user_id, data=data)
+
+
+@router.get("/posts")
+async def list_posts(
+    session: Session,
+    viewer: Viewer,
+    page: Paging,
+    tag: QueryText = None,
+    author_id: uuid.UUID | None = None,
+    favorited_by: uuid.UUID | None = None,
+    category: QueryText = None,
+    drafts: Drafts = Drafts.NONE,
+) -> PostList:
+    """Posts matching every filter given, newest first; `drafts=mine|only` adds the viewer's drafts."""
+    if drafts is not Drafts.NONE and viewer is None:
+        raise SignInRequired()
+    where = PostFilter(tag=tag, author_id=author_id, favorited_by=favorited_by, category=category, drafts=drafts)
+    return await queries.list_posts(session, viewer=viewer, where=where, page=page)
+
+
+@router.post("/posts/feed")
+async def feed(data: FeedIn, session: Session, viewer: Viewer, page: Paging) -> PostList:
+    """Published posts by any of `author_ids`, newest first."""
+    return await queries.list_posts(session, viewer=viewer, where=PostFilter(author_ids=data.author_ids), page=page)
+
+
+@router.post("/posts/lookup")
+async def lookup(data: LookupIn, session: Session, viewer: Viewer) -> PostBatch:
+    """Several posts by id at once (those that exist and the viewer may see)."""
+    return await queries.lookup_posts(session, viewer=viewer, ids=data.ids)
+
+
+@router.get("/posts/by-slug/{slug}")
+async def get_post_by_slug(slug: Annotated[Text, Path(max_length=200)], session: Session, viewer: Viewer) -> PostOut:
+    post = await queries.get_post(session, viewer=viewer, slug=slug)
+    if post is None:
+        raise PostNotFound()
+    return post
+
+
+@router.get("/posts/{post_id}")
+async def get_post(post_id: uuid.UUID, session: Session, viewer: Viewer) -> PostOut:
+    """Seed §2.2 `get_post`; someone else's draft is 404, also for a service calling on its own."""
+    post = await queries.get_post(session, viewer=viewer, post_id=post_id)
+    if post is None:
+        raise PostNotFound()
+    return post
+
+
+@router.patch("/posts/{post_id}")
+async def update_post(post_id: uuid.UUID, data: PostPatch, session: Session, user_id: CurrentUserId) -> PostOut:
+    return await service.update_post(session, post_id=post_id, user_id=user_id, data=data)
+
+
+@router.delete("/posts/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_post(post_id: uuid.UUID, session: Session, user_id: CurrentUserId) -> None:
+    await service.delete_post(session, post_id=post_id, user_id=user_id)
+
+
+@router.post("/posts/{post_id}/publish")
+async def publish_post(post_id: uuid.UUID, session: Session, user_id: CurrentUserId) -> PostOut:
+    return await service.publish_post(session, post_id=post_id, user_id=user_id)
+
+
+@router.put("/posts/{post_id}/favorite")
+async def favorite(post_id: uuid.UUID, session: Session, user_id: CurrentUserId) -> PostOut:
+    return await service.set_favorite(session, post_id=post_id, user_id=user_id, favorite=True)
+
+
+@router.delete("/posts/{post_id}/favorite")
+async def unfavorite(post_id: uuid.UUID, session: Session, user_id: CurrentUserId) -> PostOut:
+    return await service.set_favorite(session, post_id=post_id, user_id=user_id, favorite=False)
+
+
+@router.get("/tags")
+async def tags(session: Session, _: CallerIdentity) -> Tags:
+    return await queries.list_tags(session)
+
+
+@router.get("/categories", tags=["categories"])
+async def list_categories(session: Session, _: CallerIdentity) -> CategoryList:
+    return await categories.list_categories(session)
+
+
+@router.post("/categories", status_code=status.HTTP_201_CREATED, tags=["categories"], dependencies=[Depends(_admin)])
+async def create_category(data: CategoryIn, session: Session) -> CategoryOut:
+    return await categories.create_category(session, data=data)
+
+
+@router.patch("/categories/{slug}", tags=["categories"], dependencies=[Depends(_admin)])
+async def update_category(slug: CategorySlug, data: CategoryPatch, session: Session) -> CategoryOut:
+    return await categories.update_category(session, slug=slug, data=data)
