@@ -1,0 +1,87 @@
+"""Comment counts (seed §4.5): per-comment state kept from the comment events, counts derived from it.
+
+Every event upserts the comment's row, so the final state does not depend on delivery order or repeats:
+the status is that of the newest event (timestamp, then moderated over created, then the status name), and a
+deletion sticks whenever it arrives. The count is a COUNT over a partial index holding exactly the counted
+comments (approved, not deleted), so it cannot drift from the state; a maintained counter column would save
+that index scan but must be recomputed from the same rows in every transaction, for no gain at these sizes.
+"""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, literal_column, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from user.models import CommentState
+
+# Status event kinds: on equal timestamps a moderation wins over the creation.
+CREATED, MODERATED = 0, 1
+
+
+async def apply_status(
+    session: AsyncSession,
+    *,
+    comment_id: uuid.UUID,
+    author_id: uuid.UUID | None,
+    status: str,
+    at: datetime,
+    kind: int,
+) -> None:
+    """Record a status from `comment.created` or `comment.moderated` unless a newer one is already there (helper)."""
+    statement = insert(CommentState).values(
+        comment_id=comment_id, author_id=author_id, status=status, status_at=at, status_rank=kind
+    )
+    new = statement.excluded
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[CommentState.comment_id],
+            set_={
+                "author_id": func.coalesce(CommentState.author_id, new.author_id),
+                "status": new.status,
+                "status_at": new.status_at,
+                "status_rank": new.status_rank,
+                "updated_at": func.now(),
+            },
+            where=or_(
+                CommentState.status_at.is_(None),
+                tuple_(new.status_at, new.status_rank, new.status)
+                > tuple_(CommentState.status_at, CommentState.status_rank, CommentState.status),
+            ),
+        )
+    )
+
+
+async def apply_deleted(session: AsyncSession, *, comment_id: uuid.UUID, author_id: uuid.UUID | None) -> None:
+    """Mark a comment deleted, even before its creation arrives (helper)."""
+    statement = insert(CommentState).values(comment_id=comment_id, author_id=author_id, deleted=True)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[CommentState.comment_id],
+            set_={
+                "author_id": func.coalesce(CommentState.author_id, statement.excluded.author_id),
+                "deleted": True,
+                "updated_at": func.now(),
+            },
+        )
+    )
+
+
+async def count_comments(session: AsyncSession, *, author_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Approved, not deleted comments per author (absent: none), in one query for any number of authors."""
+    if not author_ids:
+        return {}
+    # The predicate is spelled as the partial index's (a constant, not a bind parameter) so the planner uses it.
+    query = (
+        select(CommentState.author_id, func.count())
+        .where(
+            CommentState.author_id.in_(author_ids),
+            CommentState.status == literal_column("'approved'"),
+            ~CommentState.deleted,
+        )
+        .group_by(CommentState.author_id)
+    )
+    rows = await session.execute(query)
+    return {author_id: count for author_id, count in rows if author_id is not None}

@@ -1,0 +1,73 @@
+"""The user service's event handlers and the two queues they listen on (DESIGN §4).
+
+`<prefix>.profile-sync`: user.created, user.updated -> profiles.
+`<prefix>.comment-counts`: comment.created, comment.moderated, comment.deleted -> comment states.
+Each handler runs inside the consumer's transaction (which also records the event id) and never commits.
+"""
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from comm.events.consumer import Consumer, EventMeta
+from comm.events.models import CommentCreated, CommentDeleted, CommentModerated, UserCreated, UserUpdated
+from user import comment_counts, service
+from user.settings import UserSettings
+
+
+async def on_user_created(session: AsyncSession, event: UserCreated, meta: EventMeta) -> None:
+    """A new user: create the profile (or let a newer identity already applied stand)."""
+    await service.apply_identity(
+        session, user_id=event.user_id, username=event.username, at=event.timestamp, kind=service.CREATED
+    )
+
+
+async def on_user_updated(session: AsyncSession, event: UserUpdated, meta: EventMeta) -> None:
+    """A rename: apply it if it is the newest identity seen for the user."""
+    await service.apply_identity(
+        session, user_id=event.user_id, username=event.username, at=event.timestamp, kind=service.UPDATED
+    )
+
+
+async def on_comment_created(session: AsyncSession, event: CommentCreated, meta: EventMeta) -> None:
+    await comment_counts.apply_status(
+        session,
+        comment_id=event.comment_id,
+        author_id=event.author_id,
+        status=event.status,
+        at=event.timestamp,
+        kind=comment_counts.CREATED,
+    )
+
+
+async def on_comment_moderated(session: AsyncSession, event: CommentModerated, meta: EventMeta) -> None:
+    await comment_counts.apply_status(
+        session,
+        comment_id=event.comment_id,
+        author_id=event.author_id,
+        status=event.status,
+        at=event.timestamp,
+        kind=comment_counts.MODERATED,
+    )
+
+
+async def on_comment_deleted(session: AsyncSession, event: CommentDeleted, meta: EventMeta) -> None:
+    await comment_counts.apply_deleted(session, comment_id=event.comment_id, author_id=event.author_id)
+
+
+def profile_sync_queue(settings: UserSettings) -> str:
+    return f"{settings.queue_prefix}.profile-sync"
+
+
+def comment_counts_queue(settings: UserSettings) -> str:
+    return f"{settings.queue_prefix}.comment-counts"
+
+
+def build_consumers(settings: UserSettings, sessionmaker: async_sessionmaker[AsyncSession]) -> list[Consumer]:
+    """The service's consumers, not yet started."""
+    profiles = Consumer(queue=profile_sync_queue(settings), settings=settings, sessionmaker=sessionmaker)
+    profiles.register(UserCreated, on_user_created)
+    profiles.register(UserUpdated, on_user_updated)
+    counts = Consumer(queue=comment_counts_queue(settings), settings=settings, sessionmaker=sessionmaker)
+    counts.register(CommentCreated, on_comment_created)
+    counts.register(CommentModerated, on_comment_moderated)
+    counts.register(CommentDeleted, on_comment_deleted)
+    return [profiles, counts]

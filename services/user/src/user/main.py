@@ -1,0 +1,43 @@
+"""The user app: `create_app(settings=None)` builds it, the lifespan owns its resources."""
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from comm.bootstrap import bootstrap_app
+from comm.db import create_engine, create_sessionmaker
+from comm.health import database_check
+from user.consumers import build_consumers
+from user.routes import router
+from user.settings import UserSettings
+
+
+def create_app(settings: UserSettings | None = None) -> FastAPI:
+    """The user service (port 3003)."""
+    settings = settings or UserSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # No outbox relay: this service publishes nothing (the outbox table exists only as part of the event tables).
+        async with AsyncExitStack() as stack:
+            engine = create_engine(settings.database_url)
+            stack.push_async_callback(engine.dispose)
+            app.state.engine = engine
+            app.state.sessionmaker = create_sessionmaker(engine)
+            app.state.consumers = build_consumers(settings, app.state.sessionmaker)
+            for consumer in app.state.consumers:
+                await consumer.start()  # connects in the background: the API serves while the broker is away
+                stack.push_async_callback(consumer.stop)
+            yield
+
+    app = FastAPI(title="user", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    bootstrap_app(
+        app,
+        settings,
+        max_body_bytes=settings.max_body_bytes,
+        ready_checks={"database": lambda: database_check(app.state.engine)()},
+    )
+    app.include_router(router)
+    return app

@@ -1,0 +1,69 @@
+"""The user service's internal API; every call carries an internal token, the viewer or actor is its user."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+
+from comm.db import Session
+from comm.errors import Unauthorized
+from comm.tokens import CallerIdentity
+from user import service
+from user.schemas import EnsureIn, FollowingOut, Lookup, ProfileOut, ProfilesOut, ProfileUpdateIn, lookup_query
+
+router = APIRouter(prefix="/profiles", tags=["profiles"])
+
+
+def _user_id(identity: CallerIdentity) -> uuid.UUID:
+    if identity.user_id is None:
+        raise Unauthorized("this call needs a signed-in user")
+    return identity.user_id
+
+
+CurrentUserId = Annotated[uuid.UUID, Depends(_user_id)]
+UsernamePath = Annotated[str, Path(min_length=1, max_length=64)]
+LookupQuery = Annotated[Lookup, Depends(lookup_query)]
+
+
+@router.get("")
+async def lookup(lookup: LookupQuery, session: Session, identity: CallerIdentity) -> ProfilesOut:
+    """Batch: `?ids=<uuid>,<uuid>&usernames=a,b` (at most 100 together); unknown ones are left out."""
+    profiles = await service.lookup_profiles(session, lookup=lookup, viewer_id=identity.user_id)
+    return ProfilesOut(profiles=profiles)
+
+
+@router.get("/me/following")
+async def following(session: Session, user_id: CurrentUserId) -> FollowingOut:
+    """Every user id the caller's user follows (for the feed)."""
+    return FollowingOut(user_ids=await service.followed_ids(session, user_id=user_id))
+
+
+@router.patch("/me")
+async def update_me(data: ProfileUpdateIn, session: Session, user_id: CurrentUserId) -> ProfileOut:
+    return await service.update_profile(session, user_id=user_id, data=data)
+
+
+@router.get("/by-username/{username}")
+async def by_username(username: UsernamePath, session: Session, identity: CallerIdentity) -> ProfileOut:
+    return await service.get_profile_by_username(session, username=username, viewer_id=identity.user_id)
+
+
+@router.post("/by-username/{username}/follow")
+async def follow(username: UsernamePath, session: Session, user_id: CurrentUserId) -> ProfileOut:
+    return await service.follow(session, follower_id=user_id, username=username)
+
+
+@router.delete("/by-username/{username}/follow")
+async def unfollow(username: UsernamePath, session: Session, user_id: CurrentUserId) -> ProfileOut:
+    return await service.unfollow(session, follower_id=user_id, username=username)
+
+
+@router.get("/{user_id}")
+async def by_id(user_id: uuid.UUID, session: Session, identity: CallerIdentity) -> ProfileOut:
+    return await service.get_profile(session, user_id=user_id, viewer_id=identity.user_id)
+
+
+@router.put("/{user_id}")
+async def ensure(user_id: uuid.UUID, data: EnsureIn, session: Session, actor_id: CurrentUserId) -> ProfileOut:
+    """Read-your-writes at registration: create the profile if missing, else change nothing (see service)."""
+    return await service.ensure_profile(session, actor_id=actor_id, user_id=user_id, username=data.username)

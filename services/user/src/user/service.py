@@ -1,0 +1,190 @@
+"""The profile and follow use cases, one transaction each, and the identity sync the events drive.
+
+Usernames are not unique here (see models.Profile), so a look-up by username takes the row whose name was
+assigned last in auth's timeline: first a row no identity event has confirmed yet (made moments ago by the
+ensure path at registration), then the newest `identity_at`. A stale holder of the name, whose rename is still
+on its way, loses to the user who holds it now.
+"""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
+
+from user.comment_counts import count_comments
+from user.errors import CannotFollowYourself, NotYourProfile, ProfileNotFound
+from user.models import Follow, Profile
+from user.schemas import Lookup, ProfileOut, ProfileUpdateIn
+
+# Identity event kinds: on equal timestamps an update wins over a creation.
+CREATED, UPDATED = 0, 1
+
+
+async def get_profile(session: AsyncSession, *, user_id: uuid.UUID, viewer_id: uuid.UUID | None) -> ProfileOut:
+    """One profile by user id, as `viewer_id` sees it."""
+    async with session.begin():
+        profile = await session.get(Profile, user_id)
+        if profile is None:
+            raise ProfileNotFound()
+        return (await _present(session, [profile], viewer_id=viewer_id))[0]
+
+
+async def get_profile_by_username(session: AsyncSession, *, username: str, viewer_id: uuid.UUID | None) -> ProfileOut:
+    """One profile by username, as `viewer_id` sees it."""
+    async with session.begin():
+        profile = await _by_username(session, username)
+        return (await _present(session, [profile], viewer_id=viewer_id))[0]
+
+
+async def lookup_profiles(session: AsyncSession, *, lookup: Lookup, viewer_id: uuid.UUID | None) -> list[ProfileOut]:
+    """The profiles found by ids and usernames (unknown ones left out), in three queries whatever their number."""
+    async with session.begin():
+        conditions = []
+        if lookup.ids:
+            conditions.append(Profile.user_id.in_(lookup.ids))
+        if lookup.usernames:
+            holders = _holders_of(lookup.usernames).with_only_columns(Profile.user_id)
+            conditions.append(Profile.user_id.in_(holders.scalar_subquery()))
+        if not conditions:
+            return []
+        profiles = (await session.scalars(select(Profile).where(or_(*conditions)).order_by(Profile.username))).all()
+        return await _present(session, profiles, viewer_id=viewer_id)
+
+
+async def ensure_profile(
+    session: AsyncSession, *, actor_id: uuid.UUID, user_id: uuid.UUID, username: str
+) -> ProfileOut:
+    """Create the profile if it is missing, change nothing if it exists (read-your-writes at registration).
+
+    The profile is normally made by `user.created`; the gateway calls this right after registering so the new user
+    can read their profile before that event arrives. The row carries no identity timestamp, so the event, which
+    carries auth's authoritative one, overrides it whenever it comes, and a later call here never undoes an event.
+    """
+    if actor_id != user_id:
+        raise NotYourProfile()
+    async with session.begin():
+        await session.execute(
+            insert(Profile)
+            .values(user_id=user_id, username=username)
+            .on_conflict_do_nothing(index_elements=["user_id"])
+        )
+        profile = await session.get(Profile, user_id)
+        assert profile is not None  # inserted above or already there; profiles are never deleted
+        return (await _present(session, [profile], viewer_id=actor_id))[0]
+
+
+async def update_profile(session: AsyncSession, *, user_id: uuid.UUID, data: ProfileUpdateIn) -> ProfileOut:
+    """Change the user's own bio and image; fields not sent stay as they are."""
+    async with session.begin():
+        profile = await session.get(Profile, user_id, with_for_update=True)
+        if profile is None:
+            raise ProfileNotFound()
+        for field, value in data.model_dump(exclude_unset=True).items():
+            setattr(profile, field, value)
+        await session.flush()
+        return (await _present(session, [profile], viewer_id=user_id))[0]
+
+
+async def follow(session: AsyncSession, *, follower_id: uuid.UUID, username: str) -> ProfileOut:
+    """Follow a user by username; following again changes nothing."""
+    async with session.begin():
+        followee = await _by_username(session, username)
+        if followee.user_id == follower_id:
+            raise CannotFollowYourself()
+        await session.execute(
+            insert(Follow).values(follower_id=follower_id, followee_id=followee.user_id).on_conflict_do_nothing()
+        )
+        return (await _present(session, [followee], viewer_id=follower_id))[0]
+
+
+async def unfollow(session: AsyncSession, *, follower_id: uuid.UUID, username: str) -> ProfileOut:
+    """Stop following a user by username; unfollowing someone not followed changes nothing."""
+    async with session.begin():
+        followee = await _by_username(session, username)
+        if followee.user_id == follower_id:
+            raise CannotFollowYourself()
+        await session.execute(
+            delete(Follow).where(Follow.follower_id == follower_id, Follow.followee_id == followee.user_id)
+        )
+        return (await _present(session, [followee], viewer_id=follower_id))[0]
+
+
+async def followed_ids(session: AsyncSession, *, user_id: uuid.UUID) -> list[uuid.UUID]:
+    """Every user id `user_id` follows (for the feed), oldest follow first."""
+    async with session.begin():
+        query = select(Follow.followee_id).where(Follow.follower_id == user_id).order_by(Follow.created_at)
+        return list((await session.scalars(query)).all())
+
+
+async def apply_identity(session: AsyncSession, *, user_id: uuid.UUID, username: str, at: datetime, kind: int) -> None:
+    """Upsert the username from an identity event if the event is newer than the one applied last (helper).
+
+    Order-tolerant and idempotent: an older or repeated event changes nothing, an `updated` before its `created`
+    creates the profile and the late `created` then loses. Bio and image are never touched.
+    """
+    statement = insert(Profile).values(user_id=user_id, username=username, identity_at=at, identity_rank=kind)
+    new = statement.excluded
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Profile.user_id],
+            set_={
+                "username": new.username,
+                "identity_at": new.identity_at,
+                "identity_rank": new.identity_rank,
+                "updated_at": func.now(),
+            },
+            where=or_(
+                Profile.identity_at.is_(None),
+                tuple_(new.identity_at, new.identity_rank) > tuple_(Profile.identity_at, Profile.identity_rank),
+            ),
+        )
+    )
+
+
+def _holders_of(usernames: Sequence[str]) -> Select[Profile]:
+    """For each username, the one row that holds it now (see the module docstring)."""
+    return (
+        select(Profile)
+        .where(Profile.username.in_(usernames))
+        .ext(distinct_on(Profile.username))
+        .order_by(
+            Profile.username,
+            Profile.identity_at.desc().nulls_first(),
+            Profile.identity_rank.desc(),
+            Profile.created_at.desc(),
+        )
+    )
+
+
+async def _by_username(session: AsyncSession, username: str) -> Profile:
+    profile = await session.scalar(_holders_of([username]))
+    if profile is None:
+        raise ProfileNotFound()
+    return profile
+
+
+async def _present(
+    session: AsyncSession, profiles: Sequence[Profile], *, viewer_id: uuid.UUID | None
+) -> list[ProfileOut]:
+    """Profiles with `following` (relative to the viewer) and `commentCount`: two queries for any number."""
+    ids = [profile.user_id for profile in profiles]
+    followed: set[uuid.UUID] = set()
+    if viewer_id is not None and ids:
+        query = select(Follow.followee_id).where(Follow.follower_id == viewer_id, Follow.followee_id.in_(ids))
+        followed = set((await session.scalars(query)).all())
+    counts = await count_comments(session, author_ids=ids)
+    return [
+        ProfileOut(
+            user_id=profile.user_id,
+            username=profile.username,
+            bio=profile.bio,
+            image=profile.image,
+            following=profile.user_id in followed,
+            comment_count=counts.get(profile.user_id, 0),
+        )
+        for profile in profiles
+    ]
