@@ -1,0 +1,49 @@
+"""The comment app: `create_app(settings=None)` builds it, the lifespan owns its resources."""
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from comm.bootstrap import bootstrap_app
+from comm.db import create_engine, create_sessionmaker
+from comm.events.relay import OutboxRelay
+from comm.health import database_check
+from comm.http.clients import BlogServiceClient
+from comment.consumers import post_cleanup
+from comment.routes import router
+from comment.settings import CommentSettings
+
+
+def create_app(settings: CommentSettings | None = None) -> FastAPI:
+    """The comment service (port 3004)."""
+    settings = settings or CommentSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Started in order, stopped in reverse: consumers, relay, blog client, engine.
+        async with AsyncExitStack() as stack:
+            engine = create_engine(settings.database_url)
+            stack.push_async_callback(engine.dispose)
+            app.state.engine = engine
+            app.state.sessionmaker = create_sessionmaker(engine)
+            # One client per process: its breaker and connection pool are shared by every request.
+            app.state.blog = await stack.enter_async_context(BlogServiceClient(settings=settings))
+            relay = OutboxRelay(engine=engine, settings=settings)
+            await relay.start()
+            stack.push_async_callback(relay.stop)
+            app.state.post_cleanup = post_cleanup(settings, app.state.sessionmaker)
+            await app.state.post_cleanup.start()
+            stack.push_async_callback(app.state.post_cleanup.stop)
+            yield
+
+    app = FastAPI(title="comment", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    bootstrap_app(
+        app,
+        settings,
+        max_body_bytes=settings.max_body_bytes,
+        ready_checks={"database": lambda: database_check(app.state.engine)()},
+    )
+    app.include_router(router)
+    return app

@@ -1,0 +1,67 @@
+"""The comment database: comments and the tombstones of deleted posts."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Index, MetaData, String, Text, func, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from comm.events.tables import add_event_tables
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+STATUSES = ("pending", "approved", "rejected")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Comment(Base):
+    """A comment on a post: by a user (`author_id`) or anonymous (`author_name`, held pending until approved).
+
+    `id` names the comment in events; `number` is the integer the RealWorld API uses in its URLs.
+    """
+
+    __tablename__ = "comments"
+    __table_args__ = (
+        CheckConstraint(f"status IN {STATUSES!r}", name="status"),
+        CheckConstraint("author_id IS NOT NULL OR author_name IS NOT NULL", name="author"),
+        # A post's visible comments, newest first.
+        Index(
+            "ix_comments_post_approved", "post_id", "created_at", "number", postgresql_where=text("status = 'approved'")
+        ),
+        # The moderation queue, oldest first.
+        Index("ix_comments_pending", "created_at", "number", postgresql_where=text("status = 'pending'")),
+        Index("ix_comments_post_id", "post_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    number: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    post_id: Mapped[uuid.UUID]
+    author_id: Mapped[uuid.UUID | None]
+    author_name: Mapped[str | None] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    moderation_reason: Mapped[str | None] = mapped_column(String(500))
+    moderator_id: Mapped[uuid.UUID | None]
+    moderated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class DeletedPost(Base):
+    """A post blog deleted: a create that loses the race with the cascade sees this and answers 404."""
+
+    __tablename__ = "deleted_posts"
+
+    post_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+EVENT_TABLES = add_event_tables(Base.metadata)

@@ -1,0 +1,36 @@
+"""The one thing comment asks blog: is this post there and public? (seed §2.2 `BlogServiceClient.get_post`)."""
+
+import uuid
+
+from comm.errors import UpstreamClientError
+from comm.http.clients import BlogServiceClient, Post
+from comm.tokens import Identity
+from comment.errors import PostNotFound
+
+
+class BlogPost(Post):
+    """Blog's `GET /posts/{id}` answer with its publication status, which comm's `Post` does not name (yet)."""
+
+    status: str | None = None
+
+
+async def ensure_public_post(blog: BlogServiceClient, *, post_id: uuid.UUID, identity: Identity) -> None:
+    """PostNotFound unless blog has the post and it is published; upstream failures (503, 504) pass through.
+
+    The call is made for the caller's identity, so blog shows its author their own draft: the status check
+    below keeps comments off drafts anyway. An answer without a status is taken as public (blog already
+    answers 404 for drafts to everyone but their author).
+    """
+    try:
+        post = await blog.http.get(
+            "/posts/{post_id}",
+            path_params={"post_id": post_id},
+            response_model=BlogPost,
+            identity=Identity(user_id=identity.user_id, roles=identity.roles),
+        )
+    except UpstreamClientError as exc:
+        if exc.upstream_status == 404:
+            raise PostNotFound() from exc
+        raise
+    if post.status not in (None, "published"):
+        raise PostNotFound()

@@ -1,0 +1,92 @@
+"""The comment service's internal API; only the gateway and other services call it, with an internal token."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+
+from comm.db import Session
+from comm.http.clients import BlogServiceClient
+from comm.tokens import CallerIdentity, Identity
+from comment import service
+from comment.errors import NotModerator, SignInRequired
+from comment.schemas import CommentIn, CommentOut, CommentPage, RejectIn
+
+router = APIRouter(tags=["comments"])
+
+MAX_NUMBER = 2**63 - 1  # a bigint: anything larger is a 422 here, not an overflow in the database
+MAX_OFFSET = 2**31 - 1
+
+
+def _blog(request: Request) -> BlogServiceClient:
+    blog: BlogServiceClient = request.app.state.blog
+    return blog
+
+
+def _signed_in(identity: CallerIdentity) -> Identity:
+    if identity.user_id is None:
+        raise SignInRequired()
+    return identity
+
+
+def _moderator(identity: Annotated[Identity, Depends(_signed_in)]) -> uuid.UUID:
+    """The moderator's user id; 401 without a user, 403 without the moderator or admin role."""
+    if identity.user_id is None or not service.is_moderator(identity):
+        raise NotModerator()
+    return identity.user_id
+
+
+Blog = Annotated[BlogServiceClient, Depends(_blog)]
+SignedIn = Annotated[Identity, Depends(_signed_in)]
+ModeratorId = Annotated[uuid.UUID, Depends(_moderator)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+Number = Annotated[int, Path(ge=1, le=MAX_NUMBER)]
+
+
+@router.post("/posts/{post_id}/comments", status_code=status.HTTP_201_CREATED)
+async def create_comment(
+    post_id: uuid.UUID, data: CommentIn, session: Session, identity: CallerIdentity, blog: Blog
+) -> CommentOut:
+    """Comment on a public post: for the identity's user, or anonymously with `author_name` (then pending)."""
+    return await service.create_comment(session, blog=blog, identity=identity, post_id=post_id, data=data)
+
+
+@router.get("/posts/{post_id}/comments")
+async def list_comments(
+    post_id: uuid.UUID, session: Session, _: CallerIdentity, limit: Limit = 20, offset: Offset = 0
+) -> CommentPage:
+    """A post's approved comments, newest first, with their total."""
+    return await service.list_comments(session, post_id=post_id, limit=limit, offset=offset)
+
+
+@router.delete("/posts/{post_id}/comments/{number}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_comment(post_id: uuid.UUID, number: Number, session: Session, identity: SignedIn) -> None:
+    """The author or a moderator deletes a comment of this post."""
+    await service.delete_comment(session, post_id=post_id, number=number, identity=identity)
+
+
+@router.get("/comments/{comment_id}")
+async def get_comment(comment_id: uuid.UUID, session: Session, identity: CallerIdentity) -> CommentOut:
+    """One comment by its UUID (seed §2.2 `CommentServiceClient.get_comment`)."""
+    return await service.get_comment(session, comment_id=comment_id, identity=identity)
+
+
+@router.get("/moderation/comments")
+async def list_pending(session: Session, _: ModeratorId, limit: Limit = 20, offset: Offset = 0) -> CommentPage:
+    """Pending comments of every post, oldest first (moderators only)."""
+    return await service.list_pending(session, limit=limit, offset=offset)
+
+
+@router.post("/moderation/comments/{number}/approve")
+async def approve(number: Number, session: Session, moderator_id: ModeratorId) -> CommentOut:
+    """Make a comment visible; approving an approved comment changes nothing."""
+    return await service.moderate(session, number=number, moderator_id=moderator_id, status="approved")
+
+
+@router.post("/moderation/comments/{number}/reject")
+async def reject(number: Number, data: RejectIn, session: Session, moderator_id: ModeratorId) -> CommentOut:
+    """Hide a comment, with the reason; rejecting a rejected comment changes nothing."""
+    return await service.moderate(
+        session, number=number, moderator_id=moderator_id, status="rejected", reason=data.reason
+    )

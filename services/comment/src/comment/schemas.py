@@ -1,0 +1,83 @@
+"""Request and response bodies of the comment service's internal API."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+
+BODY_MAX_CHARS = 10_000
+NAME_MAX_CHARS = 64
+REASON_MAX_CHARS = 500
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000: refuse it here as a 422 rather than fail at the INSERT with a 500.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def format_api_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds and `Z`, always with the fraction (RealWorld clients require it)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("can't be blank")
+    return value
+
+
+# The body is kept as written (leading spaces may be markdown); names and reasons are trimmed.
+Body = Annotated[
+    str, StringConstraints(min_length=1, max_length=BODY_MAX_CHARS), AfterValidator(_no_nul), AfterValidator(_not_blank)
+]
+AuthorName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_CHARS), AfterValidator(_no_nul)
+]
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=REASON_MAX_CHARS), AfterValidator(_no_nul)
+]
+ApiTimestamp = Annotated[datetime, PlainSerializer(format_api_timestamp, return_type=str)]
+Status = Literal["pending", "approved", "rejected"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CommentIn(Strict):
+    """A new comment; `author_name` is required when no user is signed in, and ignored when one is."""
+
+    body: Body
+    author_name: AuthorName | None = None
+
+
+class RejectIn(Strict):
+    reason: Reason
+
+
+class CommentOut(BaseModel):
+    """A comment as the gateway sees it; timestamps as `createdAt`/`updatedAt`, like RealWorld's."""
+
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+    id: uuid.UUID
+    number: int
+    post_id: uuid.UUID
+    author_id: uuid.UUID | None
+    author_name: str | None
+    body: str
+    status: Status
+    moderation_reason: str | None
+    moderator_id: uuid.UUID | None
+    created_at: ApiTimestamp = Field(serialization_alias="createdAt")
+    updated_at: ApiTimestamp = Field(serialization_alias="updatedAt")
+
+
+class CommentPage(BaseModel):
+    """One page of comments and how many there are in all."""
+
+    comments: list[CommentOut]
+    total: int

@@ -1,0 +1,175 @@
+"""The comment use cases: one transaction each, the outbox row in the same transaction as the write."""
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from comm.events.models import CommentCreated, CommentDeleted, CommentModerated
+from comm.events.outbox import add_event
+from comm.http.clients import BlogServiceClient
+from comm.tokens import Identity
+from comment.errors import AuthorNameRequired, CommentNotFound, NotAuthorOrModerator, PostNotFound
+from comment.models import Comment, DeletedPost
+from comment.posts import ensure_public_post
+from comment.schemas import CommentIn, CommentOut, CommentPage, Status
+
+MODERATOR_ROLES = frozenset({"moderator", "admin"})
+
+
+def is_moderator(identity: Identity) -> bool:
+    return bool(identity.roles & MODERATOR_ROLES)
+
+
+async def create_comment(
+    session: AsyncSession, *, blog: BlogServiceClient, identity: Identity, post_id: uuid.UUID, data: CommentIn
+) -> CommentOut:
+    """A user's comment is approved at once; an anonymous one (no user, a display name) waits for a moderator."""
+    if identity.user_id is None and data.author_name is None:
+        raise AuthorNameRequired()
+    # Blog first and outside the transaction: no connection is held while blog answers, and nothing is
+    # stored for a post blog does not know (or while blog is down: its 503 passes through).
+    await ensure_public_post(blog, post_id=post_id, identity=identity)
+    status: Status = "pending" if identity.user_id is None else "approved"
+    async with session.begin():
+        await _lock_post(session, post_id)
+        if await session.get(DeletedPost, post_id) is not None:
+            raise PostNotFound()
+        comment = Comment(
+            id=uuid.uuid4(),
+            post_id=post_id,
+            author_id=identity.user_id,
+            author_name=data.author_name if identity.user_id is None else None,
+            body=data.body,
+            status=status,
+        )
+        session.add(comment)
+        await session.flush()
+        await add_event(
+            session,
+            CommentCreated(
+                comment_id=comment.id,
+                post_id=post_id,
+                author_id=comment.author_id,
+                timestamp=comment.created_at,
+                status=status,
+            ),
+        )
+    return CommentOut.model_validate(comment)
+
+
+async def list_comments(session: AsyncSession, *, post_id: uuid.UUID, limit: int, offset: int) -> CommentPage:
+    """A post's approved comments, newest first, and their total."""
+    visible = (Comment.post_id == post_id) & (Comment.status == "approved")
+    async with session.begin():
+        total = await session.scalar(select(func.count()).select_from(Comment).where(visible))
+        rows = await session.scalars(
+            select(Comment)
+            .where(visible)
+            .order_by(Comment.created_at.desc(), Comment.number.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return CommentPage(comments=[CommentOut.model_validate(row) for row in rows], total=total or 0)
+
+
+async def get_comment(session: AsyncSession, *, comment_id: uuid.UUID, identity: Identity) -> CommentOut:
+    """An approved comment for anyone; a pending or rejected one only for its author or a moderator."""
+    async with session.begin():
+        comment = await session.get(Comment, comment_id)
+    if comment is None or not _may_see(comment, identity):
+        raise CommentNotFound()
+    return CommentOut.model_validate(comment)
+
+
+async def delete_comment(session: AsyncSession, *, post_id: uuid.UUID, number: int, identity: Identity) -> None:
+    """The author or a moderator deletes a comment of this post; `comment.deleted` follows."""
+    async with session.begin():
+        comment = await session.scalar(
+            select(Comment).where(Comment.number == number, Comment.post_id == post_id).with_for_update()
+        )
+        if comment is None or not _may_see(comment, identity):
+            raise CommentNotFound()
+        is_author = identity.user_id is not None and comment.author_id == identity.user_id
+        if not is_author and not is_moderator(identity):
+            raise NotAuthorOrModerator()
+        await session.delete(comment)
+        await _comment_deleted(session, comment_id=comment.id, post_id=post_id, author_id=comment.author_id)
+
+
+async def list_pending(session: AsyncSession, *, limit: int, offset: int) -> CommentPage:
+    """The moderation queue: pending comments of every post, oldest first, and their total."""
+    pending = Comment.status == "pending"
+    async with session.begin():
+        total = await session.scalar(select(func.count()).select_from(Comment).where(pending))
+        rows = await session.scalars(
+            select(Comment).where(pending).order_by(Comment.created_at, Comment.number).limit(limit).offset(offset)
+        )
+        return CommentPage(comments=[CommentOut.model_validate(row) for row in rows], total=total or 0)
+
+
+async def moderate(
+    session: AsyncSession, *, number: int, moderator_id: uuid.UUID, status: Status, reason: str | None = None
+) -> CommentOut:
+    """Approve or reject; a comment already in that status is left as it is, with no second event."""
+    async with session.begin():
+        comment = await session.scalar(select(Comment).where(Comment.number == number).with_for_update())
+        if comment is None:
+            raise CommentNotFound()
+        if comment.status != status:
+            now = datetime.now(UTC)
+            comment.status, comment.moderation_reason = status, reason  # approving clears an old reason
+            comment.moderator_id, comment.moderated_at, comment.updated_at = moderator_id, now, now
+            await add_event(
+                session,
+                CommentModerated(
+                    comment_id=comment.id,
+                    post_id=comment.post_id,
+                    author_id=comment.author_id,
+                    moderator_id=moderator_id,
+                    status=status,
+                    reason=reason,
+                    timestamp=now,
+                ),
+            )
+    return CommentOut.model_validate(comment)
+
+
+async def delete_post_comments(session: AsyncSession, *, post_id: uuid.UUID, deleted_at: datetime) -> int:
+    """The cascade of `post.deleted` (seed §4.5), inside the consumer's transaction: tombstone, delete, events.
+
+    Creates and this cascade take the same per-post lock (`_lock_post`), so they serialize: a create that got
+    the lock first has committed before the DELETE below runs, and that statement's snapshot (read committed,
+    taken after the lock) includes its comment; a create that waits sees the tombstone once this commits and
+    answers 404. Either way no comment outlives its post, and every deleted one gets its `comment.deleted`.
+    """
+    await _lock_post(session, post_id)
+    await session.execute(insert(DeletedPost).values(post_id=post_id, deleted_at=deleted_at).on_conflict_do_nothing())
+    deleted = await session.execute(
+        delete(Comment).where(Comment.post_id == post_id).returning(Comment.id, Comment.author_id)
+    )
+    rows = deleted.all()
+    for comment_id, author_id in rows:
+        await _comment_deleted(session, comment_id=comment_id, post_id=post_id, author_id=author_id)
+    return len(rows)
+
+
+async def _lock_post(session: AsyncSession, post_id: uuid.UUID) -> None:
+    """A transaction-scoped advisory lock per post; a 64-bit key from the UUID (a collision only serializes more)."""
+    key = int.from_bytes(post_id.bytes[:8], "big", signed=True)
+    await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def _comment_deleted(
+    session: AsyncSession, *, comment_id: uuid.UUID, post_id: uuid.UUID, author_id: uuid.UUID | None
+) -> None:
+    event = CommentDeleted(comment_id=comment_id, post_id=post_id, author_id=author_id, timestamp=datetime.now(UTC))
+    await add_event(session, event)
+
+
+def _may_see(comment: Comment, identity: Identity) -> bool:
+    if comment.status == "approved" or is_moderator(identity):
+        return True
+    return identity.user_id is not None and comment.author_id == identity.user_id
