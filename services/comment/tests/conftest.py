@@ -55,21 +55,21 @@ class FakeBlog:
         install_error_handlers(self.app)
         self.app.add_api_route("/posts/{post_id}", self._get_post, methods=["GET"])
 
-    def add(self, *, status: str = "published", author_id: uuid.UUID | None = None) -> uuid.UUID:
+    def add(self, *, published: bool = True, author_id: uuid.UUID | None = None) -> uuid.UUID:
         post_id = uuid.uuid4()
         self.posts[post_id] = {
             "id": str(post_id),
             "slug": f"post-{post_id.hex[:8]}",
             "title": "A post",
             "author_id": str(author_id or uuid.uuid4()),
-            "status": status,
+            "published": published,  # blog's PostOut has more fields; comment reads only these
         }
         return post_id
 
     async def _get_post(self, post_id: uuid.UUID, identity: CallerIdentity) -> dict[str, Any]:
         self.seen.append(identity)
         post = self.posts.get(post_id)
-        if post is None or (post["status"] == "draft" and post["author_id"] != str(identity.user_id)):
+        if post is None or (not post["published"] and post["author_id"] != str(identity.user_id)):
             raise NotFound("post not found")
         return post
 

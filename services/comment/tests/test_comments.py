@@ -50,8 +50,8 @@ async def test_blog_sees_the_callers_identity(kit: Any) -> None:
 async def test_unknown_or_draft_posts_are_404_and_store_nothing(kit: Any) -> None:
     author = kit.user()
     unknown = uuid.uuid4()
-    others_draft = kit.blog.add(status="draft")
-    own_draft = kit.blog.add(status="draft", author_id=author.user_id)
+    others_draft = kit.blog.add(published=False)
+    own_draft = kit.blog.add(published=False, author_id=author.user_id)
     for post_id in (unknown, others_draft, own_draft):
         response = await kit.create(post_id, author)
         assert response.status_code == 404, response.text

@@ -9,17 +9,17 @@ from comment.errors import PostNotFound
 
 
 class BlogPost(Post):
-    """Blog's `GET /posts/{id}` answer with its publication status, which comm's `Post` does not name (yet)."""
+    """Blog's `GET /posts/{id}` answer with `published`, which comm's `Post` does not name (yet)."""
 
-    status: str | None = None
+    published: bool | None = None
 
 
 async def ensure_public_post(blog: BlogServiceClient, *, post_id: uuid.UUID, identity: Identity) -> None:
     """PostNotFound unless blog has the post and it is published; upstream failures (503, 504) pass through.
 
-    The call is made for the caller's identity, so blog shows its author their own draft: the status check
-    below keeps comments off drafts anyway. An answer without a status is taken as public (blog already
-    answers 404 for drafts to everyone but their author).
+    The call is made for the caller's identity, so blog shows its author their own draft: the `published`
+    check below keeps comments off drafts anyway. An answer without the field is taken as public (blog
+    answers 404 for a draft to everyone but its author).
     """
     try:
         post = await blog.http.get(
@@ -32,5 +32,5 @@ async def ensure_public_post(blog: BlogServiceClient, *, post_id: uuid.UUID, ide
         if exc.upstream_status == 404:
             raise PostNotFound() from exc
         raise
-    if post.status not in (None, "published"):
+    if post.published is False:
         raise PostNotFound()
