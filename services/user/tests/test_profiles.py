@@ -105,6 +105,7 @@ async def test_update_bio_and_image(client: httpx.AsyncClient, new_profile: NewP
         {"image": "https://example.com/" + "a" * 2048},
         {"image": 42},
         {"bio": "x" * 5001},
+        {"bio": "nul \u0000 inside"},
         {"bio": "ok", "username": "renamed"},
     ],
 )
@@ -143,9 +144,11 @@ async def test_bad_input_is_4xx_in_the_error_shape(
     assert not_json.status_code == 422
     long_name = await client.get("/profiles/by-username/" + "n" * 65)
     assert long_name.status_code == 422
+    nul_name = await client.post("/profiles/by-username/a%00b/follow", headers=mine)
+    assert nul_name.status_code == 422
     bad_username = await client.put(f"/profiles/{profile['user_id']}", json={"username": "a b"}, headers=mine)
     assert bad_username.status_code == 422
-    for response in (too_big, unknown_field, bad_uuid, not_json, long_name, bad_username):
+    for response in (too_big, unknown_field, bad_uuid, not_json, long_name, nul_name, bad_username):
         assert set(response.json()) == {"errors"}
     assert (await client.get(f"/profiles/{profile['user_id']}")).json() == profile
 

@@ -9,7 +9,16 @@ from comm.db import Session
 from comm.errors import Unauthorized
 from comm.tokens import CallerIdentity
 from user import service
-from user.schemas import EnsureIn, FollowingOut, Lookup, ProfileOut, ProfilesOut, ProfileUpdateIn, lookup_query
+from user.schemas import (
+    USERNAME_PATTERN,
+    EnsureIn,
+    FollowingOut,
+    Lookup,
+    ProfileOut,
+    ProfilesOut,
+    ProfileUpdateIn,
+    lookup_query,
+)
 
 router = APIRouter(prefix="/profiles", tags=["profiles"])
 
@@ -21,7 +30,7 @@ def _user_id(identity: CallerIdentity) -> uuid.UUID:
 
 
 CurrentUserId = Annotated[uuid.UUID, Depends(_user_id)]
-UsernamePath = Annotated[str, Path(min_length=1, max_length=64)]
+UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
 LookupQuery = Annotated[Lookup, Depends(lookup_query)]
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Query
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -43,6 +44,15 @@ def _image_url(value: object) -> object:
     return url
 
 
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it here rather than fail in the database.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Bio = Annotated[str, Field(max_length=5000), AfterValidator(_no_nul)]
+
 # Stored as text and never fetched by this service.
 ImageUrl = Annotated[str | None, BeforeValidator(_image_url)]
 
@@ -58,7 +68,7 @@ class EnsureIn(Strict):
 class ProfileUpdateIn(Strict):
     """Only the fields sent change; null (or "" for image) clears one."""
 
-    bio: Annotated[str, Field(max_length=5000)] | None = None
+    bio: Bio | None = None
     image: ImageUrl = None
 
 
