@@ -10,7 +10,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from comm.events.broker import Broker, connect
+from comm.events.broker import Broker, connect, declare_consumer_queue
 from comm.events.consumer import Consumer, EventMeta
 from comm.events.models import Event, UserCreated, encode_event
 from comm.events.relay import OutboxRelay
@@ -275,3 +275,31 @@ async def test_a_consumer_survives_losing_the_broker_connection_without_a_restar
     await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=2), within=20)
     await events_kit.write_events(events_sessionmaker, [events_kit.user_created("after")])
     await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=3), within=10)
+
+
+async def test_a_message_that_keeps_coming_back_unsettled_is_parked_by_the_delivery_limit(
+    events_topology: Any, events_stack: AsyncExitStack, events_kit: Any
+) -> None:
+    settings = events_topology.settings.model_copy(update={"events_delivery_limit": 2})
+    queue = events_topology.queue("crashy")
+    broker = await publisher(events_stack, settings)
+    channel = await broker.connection.channel()
+    amqp_queue = await declare_consumer_queue(
+        broker, channel, queue=queue, routing_keys=["user.created"], settings=settings
+    )
+    await broker.exchange.publish(aio_pika.Message(encode_event(events_kit.user_created())), routing_key="user.created")
+
+    deliveries = 0
+    dlq: list[AbstractIncomingMessage] = []
+
+    async def bounced_until_parked() -> bool:
+        nonlocal deliveries
+        if (message := await amqp_queue.get(fail=False)) is not None:
+            deliveries += 1  # a consumer that dies on this message: it goes back unsettled, again and again
+            await message.nack(requeue=True)
+        return await parked(settings, queue, dlq)
+
+    await wait_until(bounced_until_parked)
+
+    assert deliveries == 3  # the first delivery and two redeliveries
+    assert (dlq[0].headers or {})["x-first-death-reason"] == "delivery_limit"
