@@ -106,8 +106,11 @@ async def test_lookup_returns_the_visible_posts_among_ids(client: httpx.AsyncCli
     ids = [public["id"], draft["id"], str(uuid.uuid4())]
     anonymous = (await client.post("/posts/lookup", json={"ids": ids})).json()["posts"]
     assert [post["id"] for post in anonymous] == [public["id"]]
-    own = (await client.post("/posts/lookup", json={"ids": ids}, headers=author.headers)).json()["posts"]
-    assert {post["id"] for post in own} == {public["id"], draft["id"]}
+    own = (await client.post("/posts/lookup", json={"ids": [*ids, public["id"]]}, headers=author.headers)).json()
+    assert [post["id"] for post in own["posts"]] == [public["id"], draft["id"]]
+    reversed_order = await client.post("/posts/lookup", json={"ids": ids[::-1]}, headers=author.headers)
+    assert [post["id"] for post in reversed_order.json()["posts"]] == [draft["id"], public["id"]]
+    assert "body" not in own["posts"][0]
 
 
 async def test_tags_are_the_published_ones_sorted(client: httpx.AsyncClient, new_author: Any) -> None:

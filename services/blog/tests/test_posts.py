@@ -161,3 +161,23 @@ async def test_unknown_posts_are_404_in_the_error_shape(client: httpx.AsyncClien
     ):
         assert response.status_code == 404
         assert response.json() == {"errors": {"body": ["post not found"]}}
+
+
+async def test_update_moves_categories_and_suffixes_a_taken_slug(client: httpx.AsyncClient, new_author: Any) -> None:
+    author, admin = new_author(), new_author(frozenset({"admin"}))
+    category = f"moved-{uuid.uuid4().hex[:6]}"
+    await client.post("/categories", json={"name": category}, headers=admin.headers)
+    first = await author.post(title=f"Taken {category}")
+    second = await author.post(title="Something else")
+    url = f"/posts/{second['id']}"
+    moved = await client.patch(url, json={"title": first["title"], "category": category}, headers=author.headers)
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["slug"].startswith(first["slug"] + "-")
+    assert moved.json()["category"] == {"slug": category, "name": category}
+    kept = await client.patch(url, json={"description": "new"}, headers=author.headers)
+    assert (kept.json()["category"], kept.json()["slug"]) == (moved.json()["category"], moved.json()["slug"])
+    removed = await client.patch(url, json={"category": None}, headers=author.headers)
+    assert removed.json()["category"] is None
+    unknown = await client.patch(url, json={"category": "no-such-category"}, headers=author.headers)
+    assert unknown.status_code == 422
+    assert (await client.get(url)).json() == removed.json()

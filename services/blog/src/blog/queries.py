@@ -91,12 +91,14 @@ async def list_posts(session: AsyncSession, *, viewer: uuid.UUID | None, where: 
 
 
 async def lookup_posts(session: AsyncSession, *, viewer: uuid.UUID | None, ids: Sequence[uuid.UUID]) -> PostBatch:
-    """The posts among `ids` that exist and the viewer may see (one query)."""
+    """The posts among `ids` that exist and the viewer may see, in the order asked (one query)."""
     if not ids:
         return PostBatch(posts=[])
     query = select_posts(viewer).where(Post.id == any_(_uuid_array(ids)), visible_to(viewer))
-    rows = await session.execute(query.options(defer(Post.body)))
-    return PostBatch(posts=[to_summary(*row) for row in rows])
+    found = {
+        post.id: post for post in (to_summary(*row) for row in await session.execute(query.options(defer(Post.body))))
+    }
+    return PostBatch(posts=[found[post_id] for post_id in dict.fromkeys(ids) if post_id in found])
 
 
 async def list_tags(session: AsyncSession) -> Tags:

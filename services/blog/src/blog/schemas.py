@@ -164,7 +164,7 @@ class PostList(BaseModel):
 
 
 class PostBatch(BaseModel):
-    """The posts of a lookup that exist and the caller may see, in no particular order."""
+    """The posts of a lookup that exist and the caller may see, in the order asked, each once."""
 
     posts: list[PostSummary]
 

@@ -53,11 +53,11 @@ async def update_post(session: AsyncSession, *, post_id: uuid.UUID, user_id: uui
     async with session.begin():
         post = await _own_post(session, post_id=post_id, user_id=user_id)
         changes = _changes(post, data)
+        category = await _category_by_id(session, post.category_id)
         if "category" in data.model_fields_set:
             category = await _category(session, data.category)
-            changes["category_id"] = category.id if category else None
-        else:
-            category = await _category_by_id(session, post.category_id)
+            if (category.id if category else None) != post.category_id:
+                changes["category_id"] = category.id if category else None
         if changes:
             write = _updater(session, post.id, {**changes, "updated_at": func.now()})
             if slugify(changes.get("title", post.title)) != slugify(post.title):
