@@ -44,8 +44,10 @@ async def test_creates_fail_fast_with_503_while_blog_is_down_and_work_when_it_is
             assert response.status_code == 503, response.text
             assert int(response.headers["retry-after"]) >= 1
             assert set(response.json()) == {"errors"}
-        assert max(timings) < 1.0, timings
-        # The breaker opened during the first request (3 refused attempts): the rest never touch the network.
+        # The first request makes its 3 attempts (refused at once, short backoff) and opens the breaker; from then
+        # on requests fail fast without touching the network. Bounds are generous for a loaded 2-core machine.
+        assert timings[0] < 3.0, timings
+        assert max(timings[1:]) < 1.0, timings
         assert "circuit open" in response.json()["errors"]["body"][0]
         assert await kit.count_comments(post_id) == 0
 
