@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -130,28 +130,34 @@ async def run_raw(queue_name: str) -> tuple[str, str]:
             await message.ack()
 
         consumer_tag = await queue.consume(on_message)
-        sent: dict[object, float] = {}
-
-        async def publish() -> None:
-            message_id = str(uuid.uuid4())
-            sent[message_id] = time.perf_counter()
-            body = aio_pika.Message(b"{}", message_id=message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-            await publish_channel.default_exchange.publish(body, routing_key=queue_name)
-
-        await paced(LATENCY_EVENTS, LATENCY_RATE, publish)
-        await wait_for_count(arrived, len(sent))
-        latency = percentiles([arrived[message_id] - at for message_id, at in sent.items()])
-        arrived.clear()
-        begin = time.perf_counter()
-        for _ in range(THROUGHPUT_EVENTS // 100):
-            await asyncio.gather(*(publish() for _ in range(100)))
-        await wait_for_count(arrived, THROUGHPUT_EVENTS)
-        elapsed = max(arrived.values()) - begin
+        results = await raw_figures(publish_channel, queue_name, arrived)
         await queue.cancel(consumer_tag)
         await consume_channel.queue_delete(queue_name)
-        return latency, f"{THROUGHPUT_EVENTS / elapsed:7.0f} messages/s ({THROUGHPUT_EVENTS} messages)"
+        return results
     finally:
         await connection.close()
+
+
+async def raw_figures(channel: AbstractChannel, queue_name: str, arrived: dict[object, float]) -> tuple[str, str]:
+    """Latency (paced, one confirm at a time) and throughput (100 confirms in flight) of raw publishes."""
+    sent: dict[object, float] = {}
+
+    async def publish() -> None:
+        message_id = str(uuid.uuid4())
+        sent[message_id] = time.perf_counter()
+        body = aio_pika.Message(b"{}", message_id=message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        await channel.default_exchange.publish(body, routing_key=queue_name)
+
+    await paced(LATENCY_EVENTS, LATENCY_RATE, publish)
+    await wait_for_count(arrived, len(sent))
+    latency = percentiles([arrived[message_id] - at for message_id, at in sent.items()])
+    arrived.clear()
+    begin = time.perf_counter()
+    for _ in range(THROUGHPUT_EVENTS // 100):
+        await asyncio.gather(*(publish() for _ in range(100)))
+    await wait_for_count(arrived, THROUGHPUT_EVENTS)
+    elapsed = max(arrived.values()) - begin
+    return latency, f"{THROUGHPUT_EVENTS / elapsed:7.0f} messages/s ({THROUGHPUT_EVENTS} messages)"
 
 
 async def main() -> None:

@@ -141,6 +141,15 @@ async def declare_consumer_queue(
     for routing_key in routing_keys:
         await main.bind(broker.exchange, routing_key)
     await main.bind(broker.requeue_exchange, queue)
+    await _declare_retry_queue(broker, channel, queue=queue, settings=settings)
+    return main
+
+
+async def _declare_retry_queue(
+    broker: Broker, channel: AbstractRobustChannel, *, queue: str, settings: CommSettings
+) -> None:
+    """Q.retry: holds a failed message for the retry delay, then dead-letters it through X.requeue to Q alone."""
+    topology = broker.topology
     retry = await channel.declare_queue(
         topology.retry_queue(queue),
         durable=True,
@@ -153,7 +162,6 @@ async def declare_consumer_queue(
         },
     )
     await retry.bind(broker.retry_exchange, queue)
-    return main
 
 
 def backoff_delay(*, failures: int, cap: float) -> float:

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import aio_pika
@@ -31,10 +31,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from comm.events.broker import Broker, backoff_delay, connect, declare_consumer_queue
+from comm.events.deliveries import attempt, event_id, failed_copy
 from comm.events.metrics import EVENT_HANDLER_DURATION, EVENTS_CONSUMED
-from comm.events.models import Event, MalformedEvent, decode_event, derived_event_id
+from comm.events.models import Event, MalformedEvent, decode_event
 from comm.events.tables import TABLES
-from comm.events.timestamps import format_timestamp
 from comm.settings import CommSettings
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class Consumer:
             event = decode_event(message.body)
         except MalformedEvent as exc:
             _span_failed(exc)
-            await self._park(message, error=f"{type(exc).__name__}: {exc}", attempts=_attempt(message))
+            await self._park(message, error=f"{type(exc).__name__}: {exc}", attempts=attempt(message))
             return "parked", message.type or "unknown"
         trace.get_current_span().set_attribute("messaging.rabbitmq.destination.routing_key", event.routing_key)
         handler = self._handlers.get(type(event))
@@ -210,14 +210,14 @@ class Consumer:
         if meta.attempt >= self._settings.events_max_attempts:
             await self._park(message, error=error, attempts=meta.attempt)
             return "parked"
-        copy = _copy(message, headers=_failure_headers(message, error=error, attempts=meta.attempt, queue=self.queue))
+        copy = failed_copy(message, error=error, attempts=meta.attempt, queue=self.queue)
         await self._publish(self._connected.retry_exchange, copy, routing_key=self.queue)
         await message.ack()
         return "retried"
 
     async def _park(self, message: AbstractIncomingMessage, *, error: str, attempts: int) -> None:
         log.error("consumer %s: parking %s in %s: %s", self.queue, message.message_id, self._dlq, error)
-        copy = _copy(message, headers=_failure_headers(message, error=error, attempts=attempts, queue=self.queue))
+        copy = failed_copy(message, error=error, attempts=attempts, queue=self.queue)
         await self._publish(self._connected.channel.default_exchange, copy, routing_key=self._dlq)
         await message.ack()
 
@@ -235,10 +235,10 @@ class Consumer:
 
     def _meta(self, message: AbstractIncomingMessage, event: Event) -> EventMeta:
         return EventMeta(
-            event_id=_event_id(message),
+            event_id=event_id(message),
             routing_key=event.routing_key,
             queue=self.queue,
-            attempt=_attempt(message),
+            attempt=attempt(message),
             producer=message.app_id,
             published_at=message.timestamp,
         )
@@ -249,7 +249,7 @@ class Consumer:
             "messaging.system": "rabbitmq",
             "messaging.operation.type": "process",
             "messaging.destination.name": self.queue,
-            "messaging.message.id": str(_event_id(message)),
+            "messaging.message.id": str(event_id(message)),
         }
         # A child of the relay's producer span: one trace from the request that wrote the event.
         return tracer.start_as_current_span(
@@ -270,57 +270,8 @@ class Consumer:
         return self._broker
 
 
-# Headers the broker adds on dead-lettering and redelivery; a republished copy starts without them.
-_BROKER_HEADERS = (
-    "x-death",
-    "x-first-death-exchange",
-    "x-first-death-queue",
-    "x-first-death-reason",
-    "x-delivery-count",
-)
-
-
 def _span_failed(exc: Exception) -> None:
     """Mark the delivery's span failed; the message itself is retried or parked, not lost."""
     span = trace.get_current_span()
     span.record_exception(exc)
     span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-
-
-def _event_id(message: AbstractIncomingMessage) -> uuid.UUID:
-    """The AMQP message_id, or for a producer that sets none (the seed's) an id derived from the body."""
-    try:
-        return uuid.UUID(message.message_id) if message.message_id else derived_event_id(message.body)
-    except ValueError:
-        return derived_event_id(message.body)
-
-
-def _attempt(message: AbstractIncomingMessage) -> int:
-    """Which attempt this delivery is: 1 + the failures recorded in `x-attempts`."""
-    failures = (message.headers or {}).get("x-attempts", 0)
-    return failures + 1 if isinstance(failures, int) else 1
-
-
-def _failure_headers(message: AbstractIncomingMessage, *, error: str, attempts: int, queue: str) -> dict[str, Any]:
-    """The message's headers plus the failure record (first failure kept, the latest error and count updated)."""
-    headers = {key: value for key, value in (message.headers or {}).items() if key not in _BROKER_HEADERS}
-    now = format_timestamp(datetime.now(UTC))
-    headers.setdefault("x-first-failed-at", now)
-    headers.setdefault("x-routing-key", message.type or message.routing_key)
-    headers.update({"x-attempts": attempts, "x-error": error[:2000], "x-last-failed-at": now, "x-queue": queue})
-    return headers
-
-
-def _copy(message: AbstractIncomingMessage, *, headers: dict[str, Any]) -> aio_pika.Message:
-    """The same event under the same id, for the retry or parking queue."""
-    return aio_pika.Message(
-        body=message.body,
-        headers=headers,
-        message_id=str(_event_id(message)),
-        type=message.type,
-        content_type=message.content_type,
-        app_id=message.app_id,
-        timestamp=message.timestamp,
-        correlation_id=message.correlation_id,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-    )
