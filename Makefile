@@ -36,8 +36,9 @@ fmt: install ## Format and autofix
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
 
-run: install ## Start the five apps as local processes (needs PostgreSQL and RabbitMQ)
-	@echo "make run arrives with the gateway (issue 6); see README status" && exit 1
+run: install ## Start the five apps as local processes (needs PostgreSQL and RabbitMQ); Ctrl-C stops them
+	$(UV) run --frozen python -m comm.preflight
+	$(UV) run --frozen honcho start -f Procfile
 
 up: ## docker compose up --build
 	docker compose up --build

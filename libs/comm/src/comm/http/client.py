@@ -139,6 +139,20 @@ class ServiceClient:
         return await self.request("PUT", path, json=json, response_model=response_model, **options)
 
     @overload
+    async def patch(
+        self, path: str, *, json: Any = None, response_model: type[M], **options: Unpack[CallOptions]
+    ) -> M: ...
+    @overload
+    async def patch(
+        self, path: str, *, json: Any = None, response_model: None = None, **options: Unpack[CallOptions]
+    ) -> None: ...
+    async def patch(
+        self, path: str, *, json: Any = None, response_model: type[M] | None = None, **options: Unpack[CallOptions]
+    ) -> M | None:
+        """PATCH `path`; retried only with an `Idempotency-Key` header (a patch need not be idempotent)."""
+        return await self.request("PATCH", path, json=json, response_model=response_model, **options)
+
+    @overload
     async def delete(self, path: str, *, response_model: type[M], **options: Unpack[CallOptions]) -> M: ...
     @overload
     async def delete(self, path: str, *, response_model: None = None, **options: Unpack[CallOptions]) -> None: ...

@@ -1,0 +1,1 @@
+"""The gateway: the public RealWorld API composed from the auth, blog, user and comment services."""

@@ -1,0 +1,174 @@
+"""Articles: posts from blog, their authors' profiles from the user service, in a constant number of calls.
+
+A page of articles costs one blog call and one batch profile call, whatever its size; the author and favorited
+filters first resolve their usernames (concurrently). An unknown username filters everything out (RealWorld
+answers an empty list, not 404).
+"""
+
+import asyncio
+import uuid
+from collections.abc import Iterable
+
+from comm.errors import UpstreamClientError
+from comm.tokens import Identity
+from gateway.accounts import to_profile
+from gateway.deps import Upstreams
+from gateway.identity import ANONYMOUS, Viewer
+from gateway.schemas import (
+    Article,
+    ArticleSummary,
+    Category,
+    MultipleArticlesResponse,
+    NewArticle,
+    Profile,
+    UpdateArticle,
+)
+from gateway.upstreams import PostView, ProfileView
+
+EMPTY = MultipleArticlesResponse(articles=[], articlesCount=0)
+
+
+def _identity(viewer: Viewer | None) -> Identity:
+    return viewer.identity if viewer is not None else ANONYMOUS
+
+
+def _summary(post: PostView, author: Profile) -> ArticleSummary:
+    return ArticleSummary(
+        slug=post.slug,
+        title=post.title,
+        description=post.description,
+        tagList=sorted(post.tag_list),
+        createdAt=post.created_at,
+        updatedAt=post.updated_at,
+        favorited=post.favorited,
+        favoritesCount=post.favorites_count,
+        author=author,
+        category=post.category.slug if post.category else None,
+        status="published" if post.published else "draft",
+    )
+
+
+def to_article(post: PostView, author: ProfileView) -> Article:
+    return Article(**dict(_summary(post, to_profile(author))), body=post.body or "")
+
+
+async def _authors(up: Upstreams, posts: Iterable[PostView], identity: Identity) -> dict[uuid.UUID, ProfileView]:
+    return await up.users.by_ids([post.author_id for post in posts], identity=identity)
+
+
+async def _page(up: Upstreams, posts: list[PostView], count: int, identity: Identity) -> MultipleArticlesResponse:
+    authors = await _authors(up, posts, identity)
+    articles = [_summary(post, to_profile(authors[post.author_id])) for post in posts if post.author_id in authors]
+    return MultipleArticlesResponse(articles=articles, articlesCount=count)
+
+
+async def _user_id(up: Upstreams, username: str | None, identity: Identity) -> uuid.UUID | None:
+    if username is None:
+        return None
+    return (await up.users.by_username(username, identity=identity)).user_id
+
+
+async def list_articles(
+    up: Upstreams,
+    *,
+    viewer: Viewer | None,
+    tag: str | None,
+    author: str | None,
+    favorited: str | None,
+    category: str | None,
+    drafts: str | None,
+    limit: int,
+    offset: int,
+) -> MultipleArticlesResponse:
+    """Most recent articles matching every filter given."""
+    identity = _identity(viewer)
+    try:
+        author_id, favorited_by = await asyncio.gather(
+            _user_id(up, author, identity), _user_id(up, favorited, identity)
+        )
+    except UpstreamClientError as exc:
+        if exc.upstream_status == 404:
+            return EMPTY
+        raise
+    params: dict[str, str | int] = {"limit": limit, "offset": offset}
+    for name, value in (
+        ("tag", tag),
+        ("author_id", author_id),
+        ("favorited_by", favorited_by),
+        ("category", category),
+        ("drafts", drafts),
+    ):
+        if value is not None:
+            params[name] = str(value)
+    found = await up.blog.posts(params, identity=identity)
+    return await _page(up, found.posts, found.posts_count, identity)
+
+
+async def feed(up: Upstreams, *, viewer: Viewer, limit: int, offset: int) -> MultipleArticlesResponse:
+    """Articles by the users the viewer follows."""
+    followed = await up.users.following(identity=viewer.identity)
+    if not followed:
+        return EMPTY
+    found = await up.blog.feed(followed, limit=limit, offset=offset, identity=viewer.identity)
+    return await _page(up, found.posts, found.posts_count, viewer.identity)
+
+
+async def get_article(up: Upstreams, *, slug: str, viewer: Viewer | None) -> Article:
+    identity = _identity(viewer)
+    post = await up.blog.by_slug(slug, identity=identity)
+    return to_article(post, await up.users.by_id(post.author_id, identity=identity))
+
+
+async def create_article(up: Upstreams, *, viewer: Viewer, data: NewArticle) -> Article:
+    """The post and the author's profile are fetched concurrently: they do not depend on each other."""
+    body = data.model_dump(exclude_none=True)
+    post, author = await asyncio.gather(
+        up.blog.create(body, identity=viewer.identity), up.users.by_id(viewer.user.id, identity=viewer.identity)
+    )
+    return to_article(post, author)
+
+
+async def update_article(up: Upstreams, *, slug: str, viewer: Viewer, data: UpdateArticle) -> Article:
+    post = await up.blog.by_slug(slug, identity=viewer.identity)
+    changes = data.model_dump(exclude_unset=True)
+    updated, author = await asyncio.gather(
+        up.blog.update(post.id, changes, identity=viewer.identity),
+        up.users.by_id(post.author_id, identity=viewer.identity),
+    )
+    return to_article(updated, author)
+
+
+async def delete_article(up: Upstreams, *, slug: str, viewer: Viewer) -> None:
+    post = await up.blog.by_slug(slug, identity=viewer.identity)
+    await up.blog.delete(post.id, identity=viewer.identity)
+
+
+async def publish_article(up: Upstreams, *, slug: str, viewer: Viewer) -> Article:
+    post = await up.blog.by_slug(slug, identity=viewer.identity)
+    published, author = await asyncio.gather(
+        up.blog.publish(post.id, identity=viewer.identity), up.users.by_id(post.author_id, identity=viewer.identity)
+    )
+    return to_article(published, author)
+
+
+async def favorite_article(up: Upstreams, *, slug: str, viewer: Viewer, favorite: bool) -> Article:
+    post = await up.blog.by_slug(slug, identity=viewer.identity)
+    changed, author = await asyncio.gather(
+        up.blog.favorite(post.id, favorite=favorite, identity=viewer.identity),
+        up.users.by_id(post.author_id, identity=viewer.identity),
+    )
+    return to_article(changed, author)
+
+
+async def categories(up: Upstreams) -> list[Category]:
+    return [Category(slug=c.slug, name=c.name) for c in await up.blog.categories(identity=ANONYMOUS)]
+
+
+async def create_category(up: Upstreams, *, viewer: Viewer, name: str) -> Category:
+    created = await up.blog.create_category(name=name, identity=viewer.identity)
+    return Category(slug=created.slug, name=created.name)
+
+
+async def rename_category(up: Upstreams, *, viewer: Viewer, slug: str, name: str) -> Category:
+    renamed = await up.blog.rename_category(slug, name=name, identity=viewer.identity)
+    return Category(slug=renamed.slug, name=renamed.name)

@@ -1,0 +1,94 @@
+"""Comments and their moderation: comments from the comment service, authors from the user service.
+
+RealWorld lists a post's comments without paging; the gateway returns the newest `COMMENTS_PAGE` of them.
+An anonymous comment's author is shown as a profile named after its display name, with nothing else.
+"""
+
+import uuid
+from collections.abc import Iterable
+
+from comm.tokens import Identity
+from gateway.accounts import to_profile
+from gateway.deps import Upstreams
+from gateway.identity import ANONYMOUS, Viewer
+from gateway.ratelimit import RateLimiter
+from gateway.schemas import Comment, ModeratedComment, ModerationQueueResponse, NewComment, Profile
+from gateway.upstreams import CommentView, ProfileView
+
+COMMENTS_PAGE = 100
+
+
+def _author(comment: CommentView, profiles: dict[uuid.UUID, ProfileView]) -> Profile:
+    profile = profiles.get(comment.author_id) if comment.author_id else None
+    if profile is not None:
+        return to_profile(profile)
+    return Profile(username=comment.author_name or "anonymous", bio=None, image=None, following=False, commentCount=0)
+
+
+def _comment(comment: CommentView, profiles: dict[uuid.UUID, ProfileView]) -> Comment:
+    return Comment(
+        id=comment.number,
+        createdAt=comment.created_at,
+        updatedAt=comment.updated_at,
+        body=comment.body,
+        author=_author(comment, profiles),
+        status=comment.status,
+    )
+
+
+async def _authors(up: Upstreams, comments: Iterable[CommentView], identity: Identity) -> dict[uuid.UUID, ProfileView]:
+    return await up.users.by_ids([c.author_id for c in comments if c.author_id is not None], identity=identity)
+
+
+async def add_comment(
+    up: Upstreams, *, slug: str, viewer: Viewer | None, data: NewComment, limiter: RateLimiter, client: str
+) -> Comment:
+    """A signed-in user's comment is visible at once; an anonymous one waits for a moderator."""
+    if viewer is None:
+        await limiter.hit(limiter.limits.comment_anonymous, "comment-anonymous", client)
+    else:
+        await limiter.hit(limiter.limits.comment, "comment", str(viewer.user.id))
+    identity = viewer.identity if viewer else ANONYMOUS
+    post = await up.blog.by_slug(slug, identity=identity)
+    author_name = None if viewer else data.authorName
+    created = await up.comments.create(post.id, body=data.body, author_name=author_name, identity=identity)
+    return _comment(created, await _authors(up, [created], identity))
+
+
+async def list_comments(up: Upstreams, *, slug: str, viewer: Viewer | None) -> list[Comment]:
+    identity = viewer.identity if viewer else ANONYMOUS
+    post = await up.blog.by_slug(slug, identity=identity)
+    page = await up.comments.of_post(post.id, limit=COMMENTS_PAGE, offset=0, identity=identity)
+    profiles = await _authors(up, page.comments, identity)
+    return [_comment(comment, profiles) for comment in page.comments]
+
+
+async def delete_comment(up: Upstreams, *, slug: str, number: int, viewer: Viewer) -> None:
+    post = await up.blog.by_slug(slug, identity=viewer.identity)
+    await up.comments.delete(post.id, number, identity=viewer.identity)
+
+
+async def pending(up: Upstreams, *, viewer: Viewer, limit: int, offset: int) -> ModerationQueueResponse:
+    """The moderation queue, oldest first, with each comment's article slug."""
+    page = await up.comments.pending(limit=limit, offset=offset, identity=viewer.identity)
+    profiles = await _authors(up, page.comments, viewer.identity)
+    slugs = await up.blog.slugs({c.post_id for c in page.comments}, identity=viewer.identity)
+    comments = [_moderated(comment, profiles, slugs) for comment in page.comments]
+    return ModerationQueueResponse(comments=comments, commentsCount=page.total)
+
+
+async def moderate(
+    up: Upstreams, *, number: int, viewer: Viewer, approve: bool, reason: str | None
+) -> ModeratedComment:
+    comment = await up.comments.moderate(number, approve=approve, reason=reason, identity=viewer.identity)
+    profiles = await _authors(up, [comment], viewer.identity)
+    slugs = await up.blog.slugs({comment.post_id}, identity=viewer.identity)
+    return _moderated(comment, profiles, slugs)
+
+
+def _moderated(
+    comment: CommentView, profiles: dict[uuid.UUID, ProfileView], slugs: dict[uuid.UUID, str]
+) -> ModeratedComment:
+    return ModeratedComment(
+        **dict(_comment(comment, profiles)), articleSlug=slugs.get(comment.post_id), reason=comment.moderation_reason
+    )

@@ -1,0 +1,50 @@
+"""The gateway's resources, reached through `Annotated` dependencies (built in the lifespan)."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.identity import TokenValidator
+from gateway.ratelimit import RateLimiter
+from gateway.upstreams import Auth, Blog, Comment, Users
+
+
+@dataclass(frozen=True, slots=True)
+class Upstreams:
+    """One long-lived client per downstream service."""
+
+    auth: Auth
+    users: Users
+    blog: Blog
+    comments: Comment
+
+    async def aclose(self) -> None:
+        for client in (self.auth, self.users, self.blog, self.comments):
+            await client.aclose()
+
+
+def _upstreams(request: Request) -> Upstreams:
+    upstreams: Upstreams = request.app.state.upstreams
+    return upstreams
+
+
+def _limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+def _validator(request: Request) -> TokenValidator:
+    validator: TokenValidator = request.app.state.token_validator
+    return validator
+
+
+def client_address(request: Request) -> str:
+    """The client's address, as the rate limits key it (behind a proxy, run uvicorn with --proxy-headers)."""
+    return request.client.host if request.client else "unknown"
+
+
+Services = Annotated[Upstreams, Depends(_upstreams)]
+Limiter = Annotated[RateLimiter, Depends(_limiter)]
+Validator = Annotated[TokenValidator, Depends(_validator)]
+ClientAddress = Annotated[str, Depends(client_address)]

@@ -1,0 +1,93 @@
+"""Who is calling: `Authorization: Token <jwt>` validated by auth (seed §4.1), cached for a few seconds.
+
+A positive answer is cached for `token_cache_ttl_seconds` (default 5 s), so a revoked token stops working within
+that time; refusals are never cached. The gateway then calls services on the viewer's behalf with internal tokens
+(comm.tokens) that carry the viewer's id and roles; nothing the client sends is forwarded as identity.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from typing import Annotated
+
+from cachetools import TTLCache
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+
+from comm.errors import Unauthorized
+from comm.http.clients import AuthServiceClient, User
+from comm.tokens import Identity
+
+ANONYMOUS = Identity()
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """A signed-in user and the token they signed in with."""
+
+    user: User
+    token: str
+
+    @property
+    def identity(self) -> Identity:
+        return Identity(user_id=self.user.id, roles=frozenset(self.user.roles))
+
+
+class TokenValidator:
+    """Asks auth whether a token is good, remembering good answers briefly."""
+
+    def __init__(self, auth: AuthServiceClient, *, ttl_seconds: float, size: int) -> None:
+        self._auth = auth
+        self._cache: TTLCache[bytes, User] = TTLCache(maxsize=size, ttl=ttl_seconds)
+
+    async def validate(self, token: str) -> User:
+        key = hashlib.sha256(token.encode()).digest()
+        user = self._cache.get(key)
+        if user is None:
+            user = await self._auth.validate_token(token)
+            self._cache[key] = user
+        return user
+
+    def forget(self, token: str) -> None:
+        """Drop a cached answer (after the user changed, so the next read sees the change)."""
+        self._cache.pop(hashlib.sha256(token.encode()).digest(), None)
+
+
+class InvalidAuthorization(Unauthorized):
+    detail = "authorization header must be 'Token <jwt>'"
+
+
+class MissingAuthorization(Unauthorized):
+    detail = "missing authorization credentials"
+
+
+authorization_header = APIKeyHeader(
+    name="Authorization", auto_error=False, description="`Token <jwt>`, the token from login or registration."
+)
+
+
+async def optional_viewer(
+    request: Request, authorization: Annotated[str | None, Depends(authorization_header)]
+) -> Viewer | None:
+    """The viewer, or None without a token; an invalid token is 401 even where a token is optional."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() not in ("token", "bearer") or not token or len(token) > 4096:
+        raise InvalidAuthorization
+    validator: TokenValidator = request.app.state.token_validator
+    return Viewer(user=await validator.validate(token), token=token)
+
+
+async def required_viewer(viewer: Annotated[Viewer | None, Depends(optional_viewer)]) -> Viewer:
+    if viewer is None:
+        raise MissingAuthorization
+    return viewer
+
+
+OptionalViewer = Annotated[Viewer | None, Depends(optional_viewer)]
+CurrentViewer = Annotated[Viewer, Depends(required_viewer)]
+
+
+def identity_of(viewer: Viewer | None) -> Identity:
+    return viewer.identity if viewer is not None else ANONYMOUS

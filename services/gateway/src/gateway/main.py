@@ -1,0 +1,60 @@
+"""The gateway app (port 3000): the RealWorld API under `/api`, composed from the four services."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from comm.bootstrap import bootstrap_app
+from gateway.deps import Upstreams
+from gateway.edge import EdgeMiddleware
+from gateway.identity import TokenValidator
+from gateway.ratelimit import RateLimiter
+from gateway.routes import articles, comments, users
+from gateway.settings import GatewaySettings
+from gateway.upstreams import Auth, Blog, Comment, Users
+
+DESCRIPTION = """The RealWorld ("Conduit") API, with additive extensions: categories, drafts and publishing,
+anonymous comments held for moderation, moderation for moderators, and `commentCount` on profiles.
+Errors are `{"errors": {"body": ["..."]}}`."""
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """The gateway; `settings` default to the environment."""
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        provider = app.state.tracer_provider
+        upstreams = Upstreams(
+            auth=Auth(settings=settings, tracer_provider=provider),
+            users=Users(settings=settings, tracer_provider=provider),
+            blog=Blog(settings=settings, tracer_provider=provider),
+            comments=Comment(settings=settings, tracer_provider=provider),
+        )
+        app.state.upstreams = upstreams
+        app.state.token_validator = TokenValidator(
+            upstreams.auth, ttl_seconds=settings.token_cache_ttl_seconds, size=settings.token_cache_size
+        )
+        app.state.rate_limiter = RateLimiter(settings)
+        try:
+            yield
+        finally:
+            await upstreams.aclose()
+
+    app = FastAPI(
+        title="Conduit API (blog platform gateway)", version="1.1.0", description=DESCRIPTION, lifespan=lifespan
+    )
+    bootstrap_app(app, settings, max_body_bytes=settings.max_body_bytes, ready_checks={})
+    app.add_middleware(EdgeMiddleware)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Requested-With"],
+        max_age=600,
+    )
+    for router in (users.router, users.profiles, articles.router, comments.router, comments.moderation):
+        app.include_router(router, prefix="/api")
+    return app

@@ -1,0 +1,1 @@
+"""The public routes, one module per RealWorld area; each parses, calls one function, returns a model."""

@@ -1,0 +1,137 @@
+"""`/api/articles`, `/api/tags`, and the extensions on them: drafts, publishing, categories."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from gateway import articles
+from gateway.deps import Services
+from gateway.identity import ANONYMOUS, CurrentViewer, OptionalViewer
+from gateway.schemas import (
+    CategoriesResponse,
+    CategoryResponse,
+    MultipleArticlesResponse,
+    NewArticleRequest,
+    NewCategoryRequest,
+    SingleArticleResponse,
+    TagsResponse,
+    UpdateArticleRequest,
+    errors,
+)
+
+router = APIRouter(tags=["Articles"])
+MAX_PAGE = 100
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="How many articles (1 to 100).")]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="How many articles to skip.")]
+Filter = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
+Slug = Annotated[str, Path(max_length=400, pattern=r"^[^\x00]*$")]
+
+
+# Declared before `/articles/{slug}`, which would otherwise take "feed" for a slug.
+@router.get("/articles/feed", responses=errors(401))
+async def feed(viewer: CurrentViewer, up: Services, limit: Limit = 20, offset: Offset = 0) -> MultipleArticlesResponse:
+    """Most recent articles by users the viewer follows."""
+    return await articles.feed(up, viewer=viewer, limit=limit, offset=offset)
+
+
+@router.get("/articles", responses=errors(401))
+async def list_articles(
+    viewer: OptionalViewer,
+    up: Services,
+    tag: Filter = None,
+    author: Filter = None,
+    favorited: Filter = None,
+    category: Annotated[str | None, Query(max_length=64, description="Extension: a category slug.")] = None,
+    drafts: Annotated[
+        Literal["mine", "only"] | None, Query(description="Extension: include (`mine`) or list (`only`) your drafts.")
+    ] = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> MultipleArticlesResponse:
+    """Most recent articles globally, filtered by tag, author, favorited (usernames) or category."""
+    return await articles.list_articles(
+        up,
+        viewer=viewer,
+        tag=tag,
+        author=author,
+        favorited=favorited,
+        category=category,
+        drafts=drafts,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post("/articles", status_code=status.HTTP_201_CREATED, responses=errors(401, 413))
+async def create_article(request: NewArticleRequest, viewer: CurrentViewer, up: Services) -> SingleArticleResponse:
+    """Create an article (`"draft": true` keeps it a draft, visible only to its author)."""
+    return SingleArticleResponse(article=await articles.create_article(up, viewer=viewer, data=request.article))
+
+
+@router.get("/articles/{slug}", responses=errors(401, 404))
+async def get_article(slug: Slug, viewer: OptionalViewer, up: Services) -> SingleArticleResponse:
+    return SingleArticleResponse(article=await articles.get_article(up, slug=slug, viewer=viewer))
+
+
+@router.put("/articles/{slug}", responses=errors(401, 403, 404, 413))
+async def update_article(
+    slug: Slug, request: UpdateArticleRequest, viewer: CurrentViewer, up: Services
+) -> SingleArticleResponse:
+    """Update an article (its author only); a new title gives a new slug."""
+    article = await articles.update_article(up, slug=slug, viewer=viewer, data=request.article)
+    return SingleArticleResponse(article=article)
+
+
+@router.delete(
+    "/articles/{slug}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=errors(401, 403, 404),
+)
+async def delete_article(slug: Slug, viewer: CurrentViewer, up: Services) -> None:
+    """Delete an article (its author only); its comments follow."""
+    await articles.delete_article(up, slug=slug, viewer=viewer)
+
+
+@router.post("/articles/{slug}/publish", responses=errors(401, 403, 404))
+async def publish_article(slug: Slug, viewer: CurrentViewer, up: Services) -> SingleArticleResponse:
+    """Extension: make a draft public (its author only)."""
+    return SingleArticleResponse(article=await articles.publish_article(up, slug=slug, viewer=viewer))
+
+
+@router.post("/articles/{slug}/favorite", tags=["Favorites"], responses=errors(401, 404))
+async def favorite(slug: Slug, viewer: CurrentViewer, up: Services) -> SingleArticleResponse:
+    return SingleArticleResponse(article=await articles.favorite_article(up, slug=slug, viewer=viewer, favorite=True))
+
+
+@router.delete("/articles/{slug}/favorite", tags=["Favorites"], responses=errors(401, 404))
+async def unfavorite(slug: Slug, viewer: CurrentViewer, up: Services) -> SingleArticleResponse:
+    article = await articles.favorite_article(up, slug=slug, viewer=viewer, favorite=False)
+    return SingleArticleResponse(article=article)
+
+
+@router.get("/tags", tags=["Tags"], responses=errors())
+async def tags(up: Services) -> TagsResponse:
+    return TagsResponse(tags=await up.blog.tags(identity=ANONYMOUS))
+
+
+@router.get("/categories", tags=["Categories"], responses=errors())
+async def categories(up: Services) -> CategoriesResponse:
+    """Extension: the categories articles can be filed under."""
+    return CategoriesResponse(categories=await articles.categories(up))
+
+
+@router.post("/categories", status_code=status.HTTP_201_CREATED, tags=["Categories"], responses=errors(401, 403))
+async def create_category(request: NewCategoryRequest, viewer: CurrentViewer, up: Services) -> CategoryResponse:
+    """Extension: add a category (admins only)."""
+    return CategoryResponse(category=await articles.create_category(up, viewer=viewer, name=request.category.name))
+
+
+@router.put("/categories/{category}", tags=["Categories"], responses=errors(401, 403, 404))
+async def rename_category(
+    category: Annotated[str, Path(max_length=64)], request: NewCategoryRequest, viewer: CurrentViewer, up: Services
+) -> CategoryResponse:
+    """Extension: rename a category (admins only); its slug stays."""
+    renamed = await articles.rename_category(up, viewer=viewer, slug=category, name=request.category.name)
+    return CategoryResponse(category=renamed)

@@ -1,0 +1,78 @@
+"""`/api/articles/{slug}/comments` and the moderation extension."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from gateway import comments
+from gateway.deps import ClientAddress, Limiter, Services
+from gateway.identity import CurrentViewer, OptionalViewer
+from gateway.schemas import (
+    ModeratedComment,
+    ModerationQueueResponse,
+    MultipleCommentsResponse,
+    NewCommentRequest,
+    Rejection,
+    SingleCommentResponse,
+    errors,
+)
+
+router = APIRouter(prefix="/articles/{slug}/comments", tags=["Comments"])
+moderation = APIRouter(prefix="/moderation/comments", tags=["Moderation"])
+
+Slug = Annotated[str, Path(max_length=400, pattern=r"^[^\x00]*$")]
+CommentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+@router.post("", responses=errors(401, 404, 413, 429))
+async def add_comment(
+    slug: Slug,
+    request: NewCommentRequest,
+    viewer: OptionalViewer,
+    up: Services,
+    limiter: Limiter,
+    client: ClientAddress,
+) -> SingleCommentResponse:
+    """Comment on an article. Extension: without a token, give `authorName`; the comment waits for a moderator."""
+    created = await comments.add_comment(
+        up, slug=slug, viewer=viewer, data=request.comment, limiter=limiter, client=client
+    )
+    return SingleCommentResponse(comment=created)
+
+
+@router.get("", responses=errors(401, 404))
+async def list_comments(slug: Slug, viewer: OptionalViewer, up: Services) -> MultipleCommentsResponse:
+    """The article's visible comments, newest first."""
+    return MultipleCommentsResponse(comments=await comments.list_comments(up, slug=slug, viewer=viewer))
+
+
+@router.delete(
+    "/{id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=errors(401, 403, 404)
+)
+async def delete_comment(slug: Slug, id: CommentId, viewer: CurrentViewer, up: Services) -> None:  # noqa: A002
+    """Delete a comment: its author or a moderator."""
+    await comments.delete_comment(up, slug=slug, number=id, viewer=viewer)
+
+
+@moderation.get("", responses=errors(401, 403))
+async def pending(
+    viewer: CurrentViewer,
+    up: Services,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> ModerationQueueResponse:
+    """Extension: comments waiting for a moderator, oldest first (moderators only)."""
+    return await comments.pending(up, viewer=viewer, limit=limit, offset=offset)
+
+
+@moderation.post("/{id}/approve", responses=errors(401, 403, 404))
+async def approve(id: CommentId, viewer: CurrentViewer, up: Services) -> ModeratedComment:  # noqa: A002
+    """Extension: make a comment visible (moderators only)."""
+    return await comments.moderate(up, number=id, viewer=viewer, approve=True, reason=None)
+
+
+@moderation.post("/{id}/reject", responses=errors(401, 403, 404, 413))
+async def reject(id: CommentId, viewer: CurrentViewer, up: Services, body: Rejection | None = None) -> ModeratedComment:  # noqa: A002
+    """Extension: hide a comment, with an optional reason (moderators only)."""
+    reason = body.reason if body else None
+    return await comments.moderate(up, number=id, viewer=viewer, approve=False, reason=reason)

@@ -1,0 +1,62 @@
+"""`/api/users`, `/api/user`, `/api/profiles`: accounts and profiles."""
+
+from fastapi import APIRouter, status
+
+from gateway import accounts
+from gateway.deps import ClientAddress, Limiter, Services, Validator
+from gateway.identity import CurrentViewer, OptionalViewer
+from gateway.schemas import (
+    LoginUserRequest,
+    NewUserRequest,
+    ProfileResponse,
+    UpdateUserRequest,
+    UserResponse,
+    errors,
+)
+
+router = APIRouter(tags=["User and Authentication"])
+profiles = APIRouter(prefix="/profiles/{username}", tags=["Profile"])
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED, responses=errors(413, 429))
+async def register(request: NewUserRequest, up: Services, limiter: Limiter, client: ClientAddress) -> UserResponse:
+    """Register a new user."""
+    await limiter.hit(limiter.limits.register, "register", client)
+    return UserResponse(user=await accounts.register(up, data=request.user))
+
+
+@router.post("/users/login", responses=errors(401, 413, 429))
+async def login(request: LoginUserRequest, up: Services, limiter: Limiter, client: ClientAddress) -> UserResponse:
+    """Log in; repeated attempts for one email from one address are rate limited."""
+    await limiter.hit(limiter.limits.login, "login", client, request.user.email.lower())
+    return UserResponse(user=await accounts.login(up, data=request.user))
+
+
+@router.get("/user", responses=errors(401))
+async def current_user(viewer: CurrentViewer, up: Services) -> UserResponse:
+    """The current user, with the token it signed in with."""
+    return UserResponse(user=await accounts.current_user(up, viewer=viewer))
+
+
+@router.put("/user", responses=errors(401, 413))
+async def update_user(
+    request: UpdateUserRequest, viewer: CurrentViewer, up: Services, validator: Validator
+) -> UserResponse:
+    """Update email, username, password (which revokes earlier tokens), bio or image."""
+    return UserResponse(user=await accounts.update_user(up, viewer=viewer, data=request.user, validator=validator))
+
+
+@profiles.get("", responses=errors(401, 404))
+async def get_profile(username: str, viewer: OptionalViewer, up: Services) -> ProfileResponse:
+    return ProfileResponse(profile=await accounts.get_profile(up, username=username, viewer=viewer))
+
+
+@profiles.post("/follow", responses=errors(401, 404))
+async def follow(username: str, viewer: CurrentViewer, up: Services) -> ProfileResponse:
+    """Follow a user (a JSON body, if any, is ignored)."""
+    return ProfileResponse(profile=await accounts.follow(up, username=username, viewer=viewer, follow=True))
+
+
+@profiles.delete("/follow", responses=errors(401, 404))
+async def unfollow(username: str, viewer: CurrentViewer, up: Services) -> ProfileResponse:
+    return ProfileResponse(profile=await accounts.follow(up, username=username, viewer=viewer, follow=False))

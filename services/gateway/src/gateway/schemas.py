@@ -1,0 +1,248 @@
+"""The RealWorld ("Conduit") bodies, as `shared/conformance/realworld/openapi.yml` specifies, plus our extensions.
+
+Response models never drop null keys (`bio`, `image` must be present when null) and write timestamps with
+milliseconds and `Z`, as JavaScript does: RealWorld clients and the Postman suite check that format.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+
+
+def format_timestamp(value: datetime) -> str:
+    """`2026-11-29T12:00:00.123Z`: always milliseconds, always UTC with `Z`."""
+    utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+Timestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str, when_used="json")]
+NoNul = StringConstraints(pattern=r"^[^\x00]*$")
+Text = Annotated[str, NoNul]
+
+
+class Body(BaseModel):
+    """Request bodies: unknown fields are ignored, as RealWorld clients send extra ones (e.g. on follow)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- users and profiles ---------------------------------------------------------------------------------------
+
+
+class NewUser(Body):
+    username: Annotated[Text, Field(min_length=1, max_length=64)]
+    email: Annotated[Text, Field(min_length=3, max_length=254)]
+    password: Annotated[Text, Field(min_length=1, max_length=4096)]
+
+
+class LoginUser(Body):
+    email: Annotated[Text, Field(min_length=1, max_length=254)]
+    password: Annotated[Text, Field(min_length=1, max_length=4096)]
+
+
+class UpdateUser(Body):
+    email: Annotated[Text, Field(min_length=3, max_length=254)] | None = None
+    username: Annotated[Text, Field(min_length=1, max_length=64)] | None = None
+    password: Annotated[Text, Field(min_length=1, max_length=4096)] | None = None
+    bio: Annotated[Text, Field(max_length=5000)] | None = None
+    image: Annotated[Text, Field(max_length=2048)] | None = None
+
+
+class NewUserRequest(Body):
+    user: NewUser
+
+
+class LoginUserRequest(Body):
+    user: LoginUser
+
+
+class UpdateUserRequest(Body):
+    user: UpdateUser
+
+
+class User(BaseModel):
+    email: str
+    token: str
+    username: str
+    bio: str | None
+    image: str | None
+    roles: list[str] = Field(default_factory=list, description="Extension: `moderator`, `admin`.")
+
+
+class UserResponse(BaseModel):
+    user: User
+
+
+class Profile(BaseModel):
+    username: str
+    bio: str | None
+    image: str | None
+    following: bool
+    commentCount: int = Field(0, description="Extension: the user's approved comments.")
+
+
+class ProfileResponse(BaseModel):
+    profile: Profile
+
+
+# -- articles -------------------------------------------------------------------------------------------------
+
+Tag = Annotated[Text, Field(min_length=1, max_length=64)]
+
+
+class NewArticle(Body):
+    title: Annotated[Text, Field(min_length=1, max_length=300)]
+    description: Annotated[Text, Field(min_length=1, max_length=1000)]
+    body: Annotated[Text, Field(min_length=1, max_length=100_000)]
+    tagList: Annotated[list[Tag], Field(max_length=20)] = []
+    category: Annotated[Text, Field(max_length=64)] | None = Field(None, description="Extension: a category slug.")
+    draft: bool = Field(False, description="Extension: keep the article as a draft, visible only to its author.")
+
+
+class UpdateArticle(Body):
+    title: Annotated[Text, Field(min_length=1, max_length=300)] | None = None
+    description: Annotated[Text, Field(min_length=1, max_length=1000)] | None = None
+    body: Annotated[Text, Field(min_length=1, max_length=100_000)] | None = None
+    tagList: Annotated[list[Tag], Field(max_length=20)] | None = None
+    category: Annotated[Text, Field(max_length=64)] | None = None
+
+
+class NewArticleRequest(Body):
+    article: NewArticle
+
+
+class UpdateArticleRequest(Body):
+    article: UpdateArticle
+
+
+class ArticleSummary(BaseModel):
+    """An article in a list: everything but `body`."""
+
+    slug: str
+    title: str
+    description: str
+    tagList: list[str]
+    createdAt: Timestamp
+    updatedAt: Timestamp
+    favorited: bool
+    favoritesCount: int
+    author: Profile
+    category: str | None = Field(None, description="Extension: the category slug.")
+    status: Literal["draft", "published"] = Field("published", description="Extension: drafts are the author's.")
+
+
+class Article(ArticleSummary):
+    body: str
+
+
+class SingleArticleResponse(BaseModel):
+    article: Article
+
+
+class MultipleArticlesResponse(BaseModel):
+    articles: list[ArticleSummary]
+    articlesCount: int
+
+
+class TagsResponse(BaseModel):
+    tags: list[str]
+
+
+# -- comments -------------------------------------------------------------------------------------------------
+
+
+class NewComment(Body):
+    body: Annotated[Text, Field(min_length=1, max_length=10_000)]
+    authorName: Annotated[Text, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="Extension: the display name of an anonymous comment (sent without a token)."
+    )
+
+
+class NewCommentRequest(Body):
+    comment: NewComment
+
+
+class Comment(BaseModel):
+    id: int
+    createdAt: Timestamp
+    updatedAt: Timestamp
+    body: str
+    author: Profile
+    status: Literal["pending", "approved", "rejected"] = Field(
+        "approved", description="Extension: anonymous comments stay pending until a moderator approves them."
+    )
+
+
+class SingleCommentResponse(BaseModel):
+    comment: Comment
+
+
+class MultipleCommentsResponse(BaseModel):
+    comments: list[Comment]
+
+
+# -- extensions: categories and moderation ---------------------------------------------------------------------
+
+
+class Category(BaseModel):
+    slug: str
+    name: str
+
+
+class NewCategory(Body):
+    name: Annotated[Text, Field(min_length=1, max_length=64)]
+
+
+class NewCategoryRequest(Body):
+    category: NewCategory
+
+
+class CategoryResponse(BaseModel):
+    category: Category
+
+
+class CategoriesResponse(BaseModel):
+    categories: list[Category]
+
+
+class Rejection(Body):
+    reason: Annotated[Text, Field(max_length=500)] | None = None
+
+
+class ModeratedComment(Comment):
+    """A comment as moderators see it: with its article and the reason of a rejection."""
+
+    articleSlug: str | None = None
+    reason: str | None = None
+
+
+class ModerationQueueResponse(BaseModel):
+    comments: list[ModeratedComment]
+    commentsCount: int
+
+
+# -- errors, for the OpenAPI document -------------------------------------------------------------------------
+
+
+class GenericError(BaseModel):
+    """`{"errors": {"body": ["..."]}}`; validation errors may add field keys (`{"errors": {"email": [...]}}`)."""
+
+    errors: dict[str, list[str]]
+
+
+_ERROR_TEXT = {
+    401: "Unauthorized: no valid `Authorization: Token <jwt>`",
+    403: "Forbidden",
+    404: "Not found",
+    413: "Request body too large",
+    422: "Invalid request",
+    429: "Rate limited (see `Retry-After`)",
+    503: "A service behind the gateway is unavailable (see `Retry-After`)",
+    504: "A service behind the gateway did not answer in time",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI `responses` for these error statuses, plus the ones any route may give."""
+    return {code: {"model": GenericError, "description": _ERROR_TEXT[code]} for code in (*statuses, 422, 503, 504)}

@@ -1,0 +1,46 @@
+"""Gateway settings: `GATEWAY_*` variables plus the shared ones of `CommSettings` (service URLs, REDIS_URL...)."""
+
+from typing import Annotated, Any
+
+from pydantic import field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from comm.settings import CommSettings
+
+
+class GatewaySettings(CommSettings):
+    """Everything the gateway reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", populate_by_name=True)
+
+    service_name: str = "gateway"
+    host: str = "127.0.0.1"
+    port: int = 3000
+    max_body_bytes: int = 256 * 1024
+
+    # A validated user token is trusted this long without asking auth again: revocation takes effect within it.
+    token_cache_ttl_seconds: float = 5.0
+    token_cache_size: int = 10_000
+
+    # Browsers allowed to call the API (CORS); RealWorld front ends in development run on these ports.
+    # GATEWAY_CORS_ORIGINS is a comma-separated list.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = (
+        "http://localhost:3000",
+        "http://localhost:4100",
+        "http://localhost:4200",
+        "http://localhost:5173",
+        "http://localhost:8080",
+    )
+
+    # Rate limits (the `limits` library's notation), in memory, or shared through Redis when REDIS_URL is set.
+    rate_limit_login: str = "5/minute"
+    rate_limit_register: str = "20/minute"
+    rate_limit_comment: str = "30/minute"
+    rate_limit_comment_anonymous: str = "5/minute"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
