@@ -4,6 +4,7 @@ Outbox path: a writer commits one event per transaction (`add_event`), the relay
 wake, SKIP LOCKED claim, confirm), the consumer dedups it in `processed_events` and starts the handler.
   latency    commit returned -> handler started, paced writes (p50/p99)
   throughput concurrent writers, one event per transaction: first commit -> last handler started (events/s)
+  drain      a backlog committed with no relay running, then relayed: relay start -> last handler (events/s)
 Raw aio-pika: the same broker path without a database: persistent publish with confirm to a durable quorum queue,
 manual ack after the callback.
   latency    publish called -> consumer callback started (p50/p99)
@@ -94,25 +95,45 @@ async def outbox_throughput(sessionmaker: async_sessionmaker[AsyncSession], star
     return f"{total / elapsed:7.0f} events/s   ({total} events, writers alone {total / written:.0f} commits/s)"
 
 
-async def run_outbox(engine: AsyncEngine, settings: CommSettings) -> tuple[str, str]:
+async def outbox_drain(engine: AsyncEngine, settings: CommSettings, started: dict[object, float]) -> str:
+    """A backlog written while no relay runs, then drained: relay and consumer capacity, writers aside."""
+    started.clear()
+    sessionmaker = create_sessionmaker(engine)
+    for _ in range(THROUGHPUT_EVENTS // 100):
+        async with sessionmaker() as session, session.begin():
+            for _ in range(100):
+                await add_event(session, event())
+    relay = OutboxRelay(engine=engine, settings=settings)
+    begin = time.perf_counter()
+    await relay.start()
+    try:
+        await wait_for_count(started, THROUGHPUT_EVENTS)
+    finally:
+        await relay.stop()
+    return f"{THROUGHPUT_EVENTS / (max(started.values()) - begin):7.0f} events/s   ({THROUGHPUT_EVENTS} events)"
+
+
+async def run_outbox(engine: AsyncEngine, settings: CommSettings) -> tuple[str, str, str]:
     started: dict[object, float] = {}
 
     async def handle(session: AsyncSession, event: UserCreated, meta: EventMeta) -> None:
         started[meta.event_id] = time.perf_counter()
 
-    consumer = Consumer(
-        queue=f"{settings.events_exchange}.bench", settings=settings, sessionmaker=create_sessionmaker(engine)
-    )
+    sessionmaker = create_sessionmaker(engine)
+    consumer = Consumer(queue=f"{settings.events_exchange}.bench", settings=settings, sessionmaker=sessionmaker)
     consumer.register(UserCreated, handle)
-    relay = OutboxRelay(engine=engine, settings=settings)
     await consumer.start()
     await consumer.ready()
-    await relay.start()
     try:
-        sessionmaker = create_sessionmaker(engine)
-        return await outbox_latency(sessionmaker, started), await outbox_throughput(sessionmaker, started)
+        relay = OutboxRelay(engine=engine, settings=settings)
+        await relay.start()
+        try:
+            latency = await outbox_latency(sessionmaker, started)
+            throughput = await outbox_throughput(sessionmaker, started)
+        finally:
+            await relay.stop()
+        return latency, throughput, await outbox_drain(engine, settings, started)
     finally:
-        await relay.stop()
         await consumer.stop()
 
 
@@ -178,6 +199,7 @@ async def main() -> None:
             await delete_topology(url=RABBITMQ_URL, exchange=exchange, queues=[f"{exchange}.bench"])
     print(f"outbox -> handler   latency     {outbox[0]}   (commit -> handler start, {LATENCY_RATE:.0f} events/s paced)")
     print(f"outbox -> handler   throughput  {outbox[1]}")
+    print(f"outbox backlog      drain       {outbox[2]}   (written first, then relayed and consumed)")
     print(f"raw aio-pika        latency     {raw[0]}   (publish -> consumer callback, same pacing)")
     print(f"raw aio-pika        throughput  {raw[1]}")
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
