@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from comm.errors import UpstreamClientError
 from comm.tokens import Identity
-from gateway.accounts import to_profile
+from gateway.accounts import own_profile, to_profile
 from gateway.deps import Upstreams
 from gateway.identity import ANONYMOUS, Viewer
 from gateway.schemas import (
@@ -123,7 +123,7 @@ async def create_article(up: Upstreams, *, viewer: Viewer, data: NewArticle) -> 
     """The post and the author's profile are fetched concurrently: they do not depend on each other."""
     body = data.model_dump(exclude_none=True)
     post, author = await asyncio.gather(
-        up.blog.create(body, identity=viewer.identity), up.users.by_id(viewer.user.id, identity=viewer.identity)
+        up.blog.create(body, identity=viewer.identity), own_profile(up, viewer=viewer)
     )
     return to_article(post, author)
 

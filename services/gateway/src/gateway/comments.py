@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable
 
 from comm.tokens import Identity
-from gateway.accounts import to_profile
+from gateway.accounts import own_profile, to_profile
 from gateway.deps import Upstreams
 from gateway.identity import ANONYMOUS, Viewer
 from gateway.ratelimit import RateLimiter
@@ -52,7 +52,8 @@ async def add_comment(
     post = await up.blog.by_slug(slug, identity=identity)
     author_name = None if viewer else data.authorName
     created = await up.comments.create(post.id, body=data.body, author_name=author_name, identity=identity)
-    return _comment(created, await _authors(up, [created], identity))
+    authors = {viewer.user.id: await own_profile(up, viewer=viewer)} if viewer else {}
+    return _comment(created, authors)
 
 
 async def list_comments(up: Upstreams, *, slug: str, viewer: Viewer | None) -> list[Comment]:

@@ -1,0 +1,147 @@
+"""Flows across services through the public API: moderation, cascades, counts, and the edges of the gateway."""
+
+import asyncio
+import sys
+import uuid
+from typing import Any
+
+import httpx
+from tests.conftest import Stack
+
+from comm.events.testing import wait_until
+from comm.tokens import HEADER, Identity, InternalTokens
+
+
+async def signup(api: httpx.AsyncClient, prefix: str = "u") -> dict[str, Any]:
+    """Register a user; returns the RealWorld user object plus an `auth` header dict."""
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
+    response = await api.post(
+        "/users", json={"user": {"username": name, "email": f"{name}@mail.com", "password": "password"}}
+    )
+    assert response.status_code == 201, response.text
+    user: dict[str, Any] = response.json()["user"]
+    user["auth"] = {"Authorization": f"Token {user['token']}"}
+    return user
+
+
+async def grant(stack: Stack, username: str, role: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "auth", "grant-role", username, role, env=stack.env, stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+
+
+async def login(api: httpx.AsyncClient, user: dict[str, Any]) -> dict[str, str]:
+    response = await api.post("/users/login", json={"user": {"email": user["email"], "password": "password"}})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Token {response.json()['user']['token']}"}
+
+
+async def new_article(api: httpx.AsyncClient, author: dict[str, Any]) -> dict[str, Any]:
+    body = {"article": {"title": "On dragons", "description": "d", "body": "b", "tagList": ["dragons"]}}
+    response = await api.post("/articles", json=body, headers=author["auth"])
+    assert response.status_code == 201, response.text
+    article: dict[str, Any] = response.json()["article"]
+    return article
+
+
+async def comment_count(api: httpx.AsyncClient, username: str) -> int:
+    response = await api.get(f"/profiles/{username}")
+    assert response.status_code == 200, response.text
+    count: int = response.json()["profile"]["commentCount"]
+    return count
+
+
+async def test_anonymous_comment_waits_for_a_moderator(stack: Stack, api: httpx.AsyncClient) -> None:
+    author, moderator = await signup(api), await signup(api, "mod")
+    await grant(stack, moderator["username"], "moderator")
+    moderator_auth = await login(api, moderator)  # a fresh token: its validation carries the new role
+    slug = (await new_article(api, author))["slug"]
+
+    created = await api.post(f"/articles/{slug}/comments", json={"comment": {"body": "hi", "authorName": "Anna"}})
+    assert created.status_code == 200, created.text
+    comment = created.json()["comment"]
+    assert (comment["status"], comment["author"]["username"]) == ("pending", "Anna")
+    assert (await api.get(f"/articles/{slug}/comments")).json()["comments"] == []
+    assert (await api.get("/moderation/comments", headers=author["auth"])).status_code == 403
+
+    queue = (await api.get("/moderation/comments?limit=100", headers=moderator_auth)).json()["comments"]
+    assert any(c["id"] == comment["id"] and c["articleSlug"] == slug for c in queue)
+    approved = await api.post(f"/moderation/comments/{comment['id']}/approve", headers=moderator_auth)
+    assert approved.json()["status"] == "approved"
+    visible = (await api.get(f"/articles/{slug}/comments")).json()["comments"]
+    assert [c["id"] for c in visible] == [comment["id"]]
+
+
+async def test_comment_counts_follow_comments_and_article_deletion(stack: Stack, api: httpx.AsyncClient) -> None:
+    author, commenter = await signup(api), await signup(api)
+    article = await new_article(api, author)
+    slug = article["slug"]
+    for text in ("one", "two", "three"):
+        response = await api.post(
+            f"/articles/{slug}/comments", json={"comment": {"body": text}}, headers=commenter["auth"]
+        )
+        assert response.status_code == 200, response.text
+    await wait_until(lambda: _count_is(api, commenter["username"], 3), within=10)
+
+    post_id = await post_id_of(stack, slug)
+    assert (await api.delete(f"/articles/{slug}", headers=author["auth"])).status_code == 204
+    await wait_until(lambda: has_no_comments(stack, post_id), within=2)
+    await wait_until(lambda: _count_is(api, commenter["username"], 0), within=2)
+
+
+async def _count_is(api: httpx.AsyncClient, username: str, expected: int) -> bool:
+    return await comment_count(api, username) == expected
+
+
+def _internal(stack: Stack, audience: str) -> dict[str, str]:
+    tokens = InternalTokens(secret=stack.env["INTERNAL_TOKEN_SECRET"], service="test", ttl_seconds=60)
+    return {HEADER: tokens.mint(audience=audience, identity=Identity())}
+
+
+async def post_id_of(stack: Stack, slug: str) -> str:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{stack.url('blog')}/posts/by-slug/{slug}", headers=_internal(stack, "blog"))
+    post_id: str = response.json()["id"]
+    return post_id
+
+
+async def has_no_comments(stack: Stack, post_id: str) -> bool:
+    """Asked of the comment service itself: the article is gone from the public API already."""
+    async with httpx.AsyncClient() as client:
+        url = f"{stack.url('comment')}/posts/{post_id}/comments"
+        response = await client.get(url, headers=_internal(stack, "comment"))
+    return bool(response.json()["total"] == 0)
+
+
+async def test_forged_identity_is_ignored_and_internal_routes_are_not_exposed(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    victim = await signup(api)
+    forged = InternalTokens(secret=stack.env["INTERNAL_TOKEN_SECRET"], service="gateway", ttl_seconds=60)
+    async with httpx.AsyncClient() as client:
+        validated = await client.post(
+            f"{stack.url('auth')}/auth/validate", json={"token": victim["token"]}, headers=_internal(stack, "auth")
+        )
+    victim_id = uuid.UUID(validated.json()["id"])
+    headers = {
+        HEADER: forged.mint(audience="user", identity=Identity(user_id=victim_id)),
+        "X-User-Id": str(victim_id),
+    }
+    assert (await api.put("/user", json={"user": {"bio": "pwned"}}, headers=headers)).status_code == 401
+    assert (await api.get(f"/profiles/{victim['username']}")).json()["profile"]["bio"] is None
+    async with httpx.AsyncClient(base_url=stack.url("gateway")) as root:
+        for path in ("/auth/validate", "/api/auth/validate"):
+            assert (await root.post(path, json={"token": victim["token"]})).status_code == 404
+
+
+async def test_the_sixth_rapid_failed_login_is_rate_limited(api: httpx.AsyncClient) -> None:
+    email = f"nobody{uuid.uuid4().hex[:8]}@mail.com"
+    statuses = []
+    for _ in range(6):
+        response = await api.post("/users/login", json={"user": {"email": email, "password": "wrong-password"}})
+        statuses.append(response.status_code)
+    assert statuses == [401] * 5 + [429]
+    assert int(response.headers["Retry-After"]) >= 1
+    assert response.json() == {"errors": {"body": ["too many requests"]}}
