@@ -7,8 +7,8 @@ A service's `__main__` calls `main(...)` with its package name, its settings and
 import argparse
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any, Protocol
 
 import uvicorn
 
@@ -24,7 +24,7 @@ class ServiceSettings(Protocol):
     port: int
 
 
-Command = Callable[[argparse.Namespace], Awaitable[None]]
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, None]]
 Configure = Callable[[argparse.ArgumentParser], None]
 
 

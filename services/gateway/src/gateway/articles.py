@@ -122,9 +122,7 @@ async def get_article(up: Upstreams, *, slug: str, viewer: Viewer | None) -> Art
 async def create_article(up: Upstreams, *, viewer: Viewer, data: NewArticle) -> Article:
     """The post and the author's profile are fetched concurrently: they do not depend on each other."""
     body = data.model_dump(exclude_none=True)
-    post, author = await asyncio.gather(
-        up.blog.create(body, identity=viewer.identity), own_profile(up, viewer=viewer)
-    )
+    post, author = await asyncio.gather(up.blog.create(body, identity=viewer.identity), own_profile(up, viewer=viewer))
     return to_article(post, author)
 
 
