@@ -173,7 +173,9 @@ def error_response(
 async def _app_error(request: Request, exc: AppError) -> JSONResponse:
     record_error(request.app, error_type=type(exc).__name__)
     if isinstance(exc, UpstreamError):
-        log.warning("%s from %s on %s %s", type(exc).__name__, exc.downstream, request.method, request.url.path)
+        # An open breaker fails every call fast: its transitions are logged once, not each refusal.
+        level = logging.DEBUG if isinstance(exc, CircuitOpen) else logging.WARNING
+        log.log(level, "%s from %s on %s %s", type(exc).__name__, exc.downstream, request.method, request.url.path)
     return error_response(exc.status, exc.errors, retry_after=exc.retry_after)
 
 
