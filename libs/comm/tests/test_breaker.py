@@ -233,13 +233,19 @@ async def test_retries_end_when_the_breaker_opens(downstream: tuple[Downstream, 
     assert server.hits["items"] == 3  # each attempt passes the breaker; the 4th meets it open
 
 
-async def test_a_request_that_cannot_be_built_takes_no_probe_slot(downstream: tuple[Downstream, str]) -> None:
+async def test_a_cancelled_probe_frees_the_slot(downstream: tuple[Downstream, str]) -> None:
     server, url = downstream
     clock = Clock()
     async with _client(url, clock) as client:
         await _open(client, server)
         clock.now += 10
-        with pytest.raises(UnicodeEncodeError):
-            await client.get("/items", response_model=Item, headers={"x-name": "Zoë"})  # headers are ASCII
-        assert await client.get("/items", response_model=Item) == Item(id=1, name="ok")  # the probe
+        server.script("items", Reply(delay=2.0))
+        probe = asyncio.create_task(client.get("/items", response_model=Item))
+        await asyncio.sleep(0.2)
+        with pytest.raises(CircuitOpen):
+            await client.get("/items", response_model=Item)  # the probe holds the slot
+        probe.cancel()  # e.g. the caller's own client went away
+        with pytest.raises(asyncio.CancelledError):
+            await probe
+        assert await client.get("/items", response_model=Item) == Item(id=1, name="ok")  # the next probe
         assert client.breaker.state is State.CLOSED

@@ -11,12 +11,12 @@ surface as the upstream errors of comm.errors (see upstream.py for the mapping).
 
 Transport, chosen by measurement (README "HTTP transport: measured", bench/http_proxy.py): a FastAPI proxy on
 httpx's default transport reached 0.06 of the backend's direct throughput, on httpx-aiohttp's transport 0.16, on
-raw aiohttp 0.25 (figures of the issue; ours are in the README). So requests go through `AiohttpTransport` (one
-aiohttp session, lean per request), and the client drives that transport itself instead of wrapping it in an
-`httpx.AsyncClient`: `AsyncClient.send` alone cost ~150 µs per request on this machine (URL merging, cookies, auth
-flow, redirect and hook machinery we do not use), as much as the transport. httpx's Request/Response types and its
-transport interface stay, so `transport=httpx.MockTransport(handler)` is the test seam. Tracing is done here rather
-than by the httpx instrumentation for the same reason (its transport wrapper cost ~170 µs, a span ~50 µs).
+raw aiohttp 0.25 (the issue's figures; ours are in the README). httpx's own layers cost too: `AsyncClient.send`
+~150 µs per request on this machine (URL merging, cookies, auth flow, redirect and hook machinery we do not use),
+its Request/URL/Response objects ~100 µs more. So calls go straight to `AiohttpTransport.exchange` (plain values
+in, an `Answer` out; see transport.py); an injected httpx transport (`httpx.MockTransport` in unit tests) serves
+the same calls through `httpx_exchange`. Tracing is done here rather than by the httpx instrumentation for the same
+reason (its transport wrapper cost ~170 µs per request).
 """
 
 import time
@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from comm.http.breaker import CircuitBreaker
 from comm.http.retry import RetryPolicy, call_with_retries, is_idempotent
-from comm.http.transport import AiohttpTransport
+from comm.http.transport import AiohttpTransport, Answer, Exchange, Timeouts, httpx_exchange
 from comm.http.upstream import BREAKER_FAILURE_STATUSES, parse, status_error, transport_error
 from comm.metrics import CLIENT_RETRIES
 from comm.settings import CommSettings
@@ -66,7 +66,11 @@ class ServiceClient:
     ) -> None:
         self.downstream = downstream
         self._base_url = base_url.rstrip("/")
-        self._transport = transport or AiohttpTransport(max_connections=settings.http_max_connections)
+        transport = transport or AiohttpTransport(max_connections=settings.http_max_connections)
+        self._transport = transport
+        self._exchange: Exchange = (
+            transport.exchange if isinstance(transport, AiohttpTransport) else httpx_exchange(transport)
+        )
         self._tokens = InternalTokens.from_settings(settings)
         self._retry = RetryPolicy.from_settings(settings)
         self._retries = CLIENT_RETRIES.labels(settings.service_name, downstream)
@@ -172,17 +176,22 @@ class ServiceClient:
         **options: Unpack[CallOptions],
     ) -> M | None:
         """Send a request; its body validated into `response_model`, or None without one (e.g. for a 204)."""
-        response = await self.send(method, path, json=json, **options)
-        return None if response_model is None else parse(response, response_model, downstream=self.downstream)
+        answer = await self._call(method, path, json=json, **options)
+        return None if response_model is None else parse(answer, response_model, downstream=self.downstream)
 
     async def send(self, method: str, path: str, *, json: Any = None, **options: Unpack[CallOptions]) -> httpx.Response:
-        """Send a request and return the raw 2xx response; any other outcome raises an UpstreamError."""
+        """Send a request and return the raw 2xx response (headers and all); any other outcome raises."""
+        answer = await self._call(method, path, json=json, **options)
+        return httpx.Response(answer.status, headers=list(answer.headers.items()), content=answer.body)
+
+    async def _call(self, method: str, path: str, *, json: Any, **options: Unpack[CallOptions]) -> Answer:
+        """A 2xx answer, retried when that is safe; any other outcome raises an UpstreamError."""
         url = self._url(path, options.get("path_params"), options.get("params"))
         headers = self._headers(options.get("headers"), options.get("identity"), has_body=json is not None)
         body = None if json is None else pydantic_core.to_json(json)
         span_name = f"{method} {path}"
 
-        async def attempt(seconds_left: float) -> httpx.Response:
+        async def attempt(seconds_left: float) -> Answer:
             return await self._attempt(method, url, headers, body, span_name=span_name, seconds_left=seconds_left)
 
         if is_idempotent(method, headers):
@@ -198,10 +207,10 @@ class ServiceClient:
         *,
         span_name: str,
         seconds_left: float,
-    ) -> httpx.Response:
+    ) -> Answer:
         """One request through the breaker, in a client span; a non-2xx answer raises."""
-        timeout = self._timeout if seconds_left >= self._read_timeout else self._timeouts(seconds_left=seconds_left)
-        request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeout})
+        timeouts = self._timeout if seconds_left >= self._read_timeout else self._timeouts(seconds_left=seconds_left)
+        outgoing = dict(headers)
         attributes: dict[str, str | int] = {**self._span_attributes, "http.request.method": method, "url.full": url}
         # The breaker comes first: an open one fails fast, before any span or socket. Whatever happens once it has
         # admitted the call ends inside its guard, so a probe slot is never left taken.
@@ -209,19 +218,18 @@ class ServiceClient:
             self.breaker.guard() as guard,
             self._tracer.start_as_current_span(span_name, kind=trace.SpanKind.CLIENT, attributes=attributes) as span,
         ):
-            propagate.inject(request.headers)
+            propagate.inject(outgoing)
             try:
-                response = await self._transport.handle_async_request(request)
-                await response.aread()
+                answer = await self._exchange(method, url, outgoing, body, timeouts=timeouts)
             except httpx.TransportError as exc:
                 raise transport_error(exc, downstream=self.downstream) from exc
-            guard.failed = response.status_code in BREAKER_FAILURE_STATUSES
-            span.set_attribute("http.response.status_code", response.status_code)
-            if response.status_code >= 500:
+            guard.failed = answer.status in BREAKER_FAILURE_STATUSES
+            span.set_attribute("http.response.status_code", answer.status)
+            if answer.status >= 500:
                 span.set_status(trace.StatusCode.ERROR)
-        if not response.is_success:
-            raise status_error(response, downstream=self.downstream)
-        return response
+        if not 200 <= answer.status < 300:
+            raise status_error(answer, downstream=self.downstream)
+        return answer
 
     def _url(
         self, path: str, path_params: Mapping[str, object] | None, params: Mapping[str, str | int | float | bool] | None
@@ -242,7 +250,6 @@ class ServiceClient:
             headers[TOKEN_HEADER.lower()] = self._tokens.mint(audience=self.downstream, identity=identity)
         return headers
 
-    def _timeouts(self, *, seconds_left: float) -> dict[str, float]:
-        """httpx-style timeouts, none longer than what is left of the call's deadline."""
-        connect, read = min(self._connect_timeout, seconds_left), min(self._read_timeout, seconds_left)
-        return {"connect": connect, "read": read, "write": read, "pool": connect}
+    def _timeouts(self, *, seconds_left: float) -> Timeouts:
+        """Connect and read timeouts, neither longer than what is left of the call's deadline."""
+        return min(self._connect_timeout, seconds_left), min(self._read_timeout, seconds_left)

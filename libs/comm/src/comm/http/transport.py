@@ -1,32 +1,54 @@
-"""An httpx transport over one long-lived aiohttp session: httpx's API at close to aiohttp's speed.
+"""The wire under ServiceClient: one long-lived aiohttp session per downstream, and the httpx seam for tests.
 
-Why not httpx's own transport: measured on this machine (README "HTTP transport: measured"), a FastAPI proxy on
-httpx's default transport reached a fraction of the throughput that the same proxy reached on aiohttp. This
-transport keeps httpx's Request/Response types (so `httpx.MockTransport` stays the test seam) and does the least
-per request: one pooled `aiohttp.ClientSession`, `ClientTimeout` objects reused, the body read in one piece,
-response headers handed over as aiohttp's raw tuples, no cookie jar, no redirects, no decompression by aiohttp
-(httpx decodes `Content-Encoding` itself), no environment proxies.
+Measured on this machine (README "HTTP transport: measured", bench/http_proxy.py): httpx's default transport is
+far too slow for a proxy, and httpx's own objects are a large part of the cost of a call even over aiohttp (URL
+parsing, header normalisation, response decoding: pure Python, ~100 µs per request here; `httpx.AsyncClient.send`
+as much again). So ServiceClient's calls go through `Exchange`: send a request given as plain values, get an
+`Answer` (status, headers, whole body). `AiohttpTransport.exchange` does that straight on aiohttp, with
+ClientTimeout objects reused, no cookie jar, no redirects, no environment proxies and no compression asked for.
+Any httpx transport (`httpx.MockTransport` in unit tests) fits the same call through `httpx_exchange`, and
+`AiohttpTransport` is an httpx transport too.
 
 aiohttp's errors are mapped onto httpx's tree, so callers handle one family:
 
-    aiohttp.ConnectionTimeoutError         -> httpx.ConnectTimeout
-    aiohttp.SocketTimeoutError, TimeoutError -> httpx.ReadTimeout
-    aiohttp.ClientConnectorError           -> httpx.ConnectError   (refused, DNS, unreachable)
+    aiohttp.ConnectionTimeoutError            -> httpx.ConnectTimeout
+    aiohttp.SocketTimeoutError, TimeoutError  -> httpx.ReadTimeout
+    aiohttp.ClientConnectorError              -> httpx.ConnectError   (refused, DNS, unreachable)
     aiohttp.ServerDisconnectedError,
     aiohttp.ClientOSError, ClientPayloadError -> httpx.ReadError
-    any other aiohttp.ClientError          -> httpx.TransportError
+    any other aiohttp.ClientError             -> httpx.TransportError
 """
 
 import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 import httpx
 
-_HTTP11 = {"http_version": b"HTTP/1.1"}
+Timeouts = tuple[float, float]  # connect (also the wait for a pooled connection), read; seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a downstream answered: status, headers (case-insensitive), the whole body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class Exchange(Protocol):
+    """Send one request, read the whole answer; transport failures raise httpx.TransportError."""
+
+    async def __call__(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, *, timeouts: Timeouts
+    ) -> Answer: ...
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
-    """Send httpx requests through a pooled aiohttp session (HTTP/1.1, keep-alive)."""
+    """A pooled aiohttp session (HTTP/1.1, keep-alive), as an `Exchange` and as an httpx transport."""
 
     # Idle connections are closed after 4 s, before uvicorn's 5 s keep-alive timeout closes them from the other end:
     # sending on a connection the server is closing fails even a request that could not have been retried.
@@ -34,8 +56,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
         self._session: aiohttp.ClientSession | None = None
-        # Requests of one client carry the same few timeout settings: build each ClientTimeout once.
-        self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
+        # A client sends the same few timeouts again and again: build each ClientTimeout once.
+        self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         # Created on first use, inside the running loop, as aiohttp requires.
@@ -45,45 +67,48 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
+            # JSON between services on the same network: compressing costs more CPU than it saves.
+            skip_auto_headers=("Accept-Encoding",),
             trust_env=False,
             timeout=aiohttp.ClientTimeout(total=None),
         )
         return self._session
 
-    def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
-        spec = request.extensions.get("timeout") or {}
-        key = (spec.get("connect"), spec.get("read"), spec.get("pool"))
-        timeout = self._timeouts.get(key)
+    def _timeout(self, timeouts: Timeouts) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(timeouts)
         if timeout is None:
-            connect, read, pool = key
-            # aiohttp's `connect` covers waiting for a pooled connection plus connecting.
-            whole = None if connect is None or pool is None else connect + pool
-            timeout = aiohttp.ClientTimeout(total=None, connect=whole, sock_connect=connect, sock_read=read)
+            connect, read = timeouts
+            timeout = aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect, sock_read=read)
             if len(self._timeouts) < 64:  # deadlines shrink timeouts: keep the cache bounded
-                self._timeouts[key] = timeout
+                self._timeouts[timeouts] = timeout
         return timeout
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send one request and read its whole body."""
+    async def exchange(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, *, timeouts: Timeouts
+    ) -> Answer:
+        """Send one request and read its whole body (an `Exchange`)."""
         session = self._session or self._open()
         try:
             async with session.request(
-                request.method,
-                str(request.url),
-                headers=request.headers.multi_items(),
-                data=request.content or None,
-                allow_redirects=False,
-                timeout=self._timeout(request),
+                method, url, headers=headers, data=body, allow_redirects=False, timeout=self._timeout(timeouts)
             ) as response:
-                body = await response.read()
+                return Answer(response.status, response.headers, await response.read())
         except aiohttp.ClientError as exc:
-            raise _to_httpx(exc, request) from exc
+            raise _to_httpx(exc) from exc
         except TimeoutError as exc:
-            raise httpx.ReadTimeout(str(exc) or "read timed out", request=request) from exc
-        return httpx.Response(
-            response.status, headers=response.raw_headers, content=body, request=request, extensions=_HTTP11
+            raise httpx.ReadTimeout(str(exc) or "read timed out") from exc
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """The httpx transport interface, over `exchange`."""
+        spec = request.extensions.get("timeout") or {}
+        timeouts = (spec.get("connect") or 5.0, spec.get("read") or 5.0)
+        headers = {key: value for key, value in request.headers.multi_items() if key != "accept-encoding"}
+        answer = await self.exchange(
+            request.method, str(request.url), headers, request.content or None, timeouts=timeouts
         )
+        # aiohttp has decoded any Content-Encoding already; httpx must not decode again.
+        raw = [(k, v) for k, v in answer.headers.items() if k.lower() not in ("content-encoding", "transfer-encoding")]
+        return httpx.Response(answer.status, headers=raw, content=answer.body, request=request)
 
     async def aclose(self) -> None:
         """Close the pool."""
@@ -94,14 +119,32 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await asyncio.sleep(0)
 
 
-def _to_httpx(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.TransportError:
+def httpx_exchange(transport: httpx.AsyncBaseTransport) -> Exchange:
+    """Any httpx transport as an `Exchange` (how `httpx.MockTransport` serves unit tests)."""
+
+    async def exchange(
+        method: str, url: str, headers: Mapping[str, str], body: bytes | None, *, timeouts: Timeouts
+    ) -> Answer:
+        connect, read = timeouts
+        timeout = {"connect": connect, "read": read, "write": read, "pool": connect}
+        request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeout})
+        response = await transport.handle_async_request(request)
+        try:
+            return Answer(response.status_code, response.headers, await response.aread())
+        finally:
+            await response.aclose()
+
+    return exchange
+
+
+def _to_httpx(exc: aiohttp.ClientError) -> httpx.TransportError:
     message = str(exc) or type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return httpx.ConnectTimeout(message, request=request)
+        return httpx.ConnectTimeout(message)
     if isinstance(exc, aiohttp.ServerTimeoutError):
-        return httpx.ReadTimeout(message, request=request)
+        return httpx.ReadTimeout(message)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return httpx.ConnectError(message, request=request)
+        return httpx.ConnectError(message)
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | aiohttp.ClientPayloadError):
-        return httpx.ReadError(message, request=request)
-    return httpx.TransportError(message, request=request)
+        return httpx.ReadError(message)
+    return httpx.TransportError(message)

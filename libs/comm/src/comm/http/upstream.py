@@ -9,6 +9,7 @@ any httpx timeout               -> UpstreamTimeout (504)
 2xx whose body misses the model -> UpstreamBadResponse
 """
 
+import json
 from typing import Any, TypeVar
 
 import httpx
@@ -22,6 +23,7 @@ from comm.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from comm.http.transport import Answer
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -36,39 +38,39 @@ def transport_error(exc: httpx.TransportError, *, downstream: str) -> UpstreamEr
     return UpstreamUnavailable(downstream=downstream)
 
 
-def status_error(response: httpx.Response, *, downstream: str) -> UpstreamError:
+def status_error(answer: Answer, *, downstream: str) -> UpstreamError:
     """The upstream error for an answer that is not a 2xx."""
-    status = response.status_code
+    status = answer.status
     if status == 503:
-        return UpstreamUnavailable(downstream=downstream, upstream_status=status, retry_after=_retry_after(response))
+        return UpstreamUnavailable(downstream=downstream, upstream_status=status, retry_after=_retry_after(answer))
     if status == 504:
         return UpstreamTimeout(downstream=downstream, upstream_status=status)
     if 400 <= status < 500:
-        return UpstreamClientError(downstream=downstream, upstream_status=status, errors=_errors(response))
+        return UpstreamClientError(downstream=downstream, upstream_status=status, errors=_errors(answer))
     return UpstreamBadResponse(downstream=downstream, upstream_status=status)
 
 
-def parse(response: httpx.Response, model: type[M], *, downstream: str) -> M:
+def parse(answer: Answer, model: type[M], *, downstream: str) -> M:
     """The body validated into `model`; UpstreamBadResponse if it does not fit."""
     try:
-        return model.model_validate_json(response.content)
+        return model.model_validate_json(answer.body)
     except ValidationError as exc:
         raise UpstreamBadResponse(
             f"{downstream} sent a body that is not a valid {model.__name__}",
             downstream=downstream,
-            upstream_status=response.status_code,
+            upstream_status=answer.status,
         ) from exc
 
 
-def _retry_after(response: httpx.Response) -> float:
-    value = response.headers.get("retry-after", "")
+def _retry_after(answer: Answer) -> float:
+    value = answer.headers.get("retry-after", "")
     return float(value) if value.isdigit() else 1.0
 
 
-def _errors(response: httpx.Response) -> FieldErrors | None:
+def _errors(answer: Answer) -> FieldErrors | None:
     """The downstream's `{"errors": {field: [messages]}}`, if its body has that shape."""
     try:
-        body: Any = response.json()
+        body: Any = json.loads(answer.body)
     except ValueError:
         return None
     errors = body.get("errors") if isinstance(body, dict) else None
