@@ -16,7 +16,6 @@ import os
 import re
 import shlex
 import shutil
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -446,6 +445,7 @@ def test_the_runtime_image_is_slim_non_root_and_healthchecked() -> None:
     (healthcheck,) = image.instruction("runtime", "HEALTHCHECK")
     assert "/health" in healthcheck
     assert "curl" not in healthcheck
+    assert entrypoint()[1] == ["serve"]  # `python -m $SERVICE serve` unless compose says otherwise
 
 
 def healthcheck_command() -> list[str]:
@@ -527,14 +527,11 @@ def replay_environment(image: Dockerfile, *, service: str, bin_dir: Path) -> dic
 
 @pytest.fixture(scope="module")
 def uv_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding `uv` (the Dockerfile copies uv to /bin/uv; here, this machine's uv)."""
-    found = shutil.which("uv")
+    """A folder holding `uv` (the Dockerfile copies uv to /bin/uv; here, the uv running this suite)."""
+    found = os.environ.get("UV") or shutil.which("uv")  # `uv run` tells its own path in UV
+    assert found, "uv not found: run the suite with `make test` (uv run)"
     folder = tmp_path_factory.mktemp("uv-bin")
-    if found:
-        (folder / "uv").symlink_to(found)
-    else:
-        (folder / "uv").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m uv "$@"\n')
-        (folder / "uv").chmod(0o755)
+    (folder / "uv").symlink_to(found)
     return folder
 
 
