@@ -10,6 +10,7 @@ import os
 import uuid
 from pathlib import Path
 
+import pytest
 from tests.conftest import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +36,7 @@ async def _install_newman() -> None:
     assert status == 0, output
 
 
+@pytest.mark.timeout(400)
 async def test_realworld_postman_suite_passes(stack: Stack, tmp_path: Path) -> None:
     await _install_newman()
     user = f"u{uuid.uuid4().hex[:10]}"

@@ -236,3 +236,28 @@ async def test_connection_refused_is_upstream_unavailable_then_503() -> None:
     assert response.status_code == 503
     assert response.json() == {"errors": {"body": ["upstream service unavailable"]}}
     assert response.headers["retry-after"] == "1"
+
+
+@pytest.mark.parametrize("name", [".", "..", "a/..", "../x", "%2E%2E"])
+async def test_dot_segments_in_path_params_never_reach_another_route(name: str) -> None:
+    """Over the real transport: `..` as a username must not turn `/items/{name}` into `/items`.
+
+    A value with "/" is sent as `%2F`; the server decodes it and finds no route (404), never the listing."""
+    app = FastAPI()
+
+    @app.get("/items")
+    async def listing() -> list[Item]:
+        return []
+
+    @app.get("/items/{item_name}")
+    async def one(item_name: str) -> Item:
+        return Item(id=1, name=item_name)
+
+    async with serve(app) as url, ServiceClient(downstream="blog", base_url=url, settings=_settings()) as client:
+        if "/" in name:
+            with pytest.raises(UpstreamClientError) as refused:
+                await client.get("/items/{name}", path_params={"name": name}, response_model=Item)
+            assert refused.value.upstream_status == 404
+        else:
+            item = await client.get("/items/{name}", path_params={"name": name}, response_model=Item)
+            assert item.name == name

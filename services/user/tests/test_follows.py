@@ -54,13 +54,13 @@ async def test_followed_ids_are_all_returned_for_the_feed(
     assert (await client.get("/profiles/me/following")).status_code == 401
 
 
-async def test_following_yourself_is_422_and_unknown_users_404(
+async def test_following_yourself_is_403_and_unknown_users_404(
     client: httpx.AsyncClient, new_profile: NewProfile, headers_for: Headers
 ) -> None:
     me = await new_profile()
     mine = headers_for(uuid.UUID(me["user_id"]))
     yourself = await client.post(f"/profiles/by-username/{me['username']}/follow", headers=mine)
-    assert yourself.status_code == 422
+    assert yourself.status_code == 403
     assert yourself.json() == {"errors": {"body": ["you cannot follow yourself"]}}
     for method in ("POST", "DELETE"):
         unknown = await client.request(method, "/profiles/by-username/no_such_user_here/follow", headers=mine)

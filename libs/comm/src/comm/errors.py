@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from comm.metrics import record_error
 
@@ -191,8 +192,23 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _http_exception(request: Request, exc: HTTPException) -> JSONResponse:
     record_error(request.app, error_type=type(exc).__name__)
+    if exc.status_code == 400:  # a body that is not JSON (or not UTF-8): a validation error like any other
+        return error_response(422, {"body": ["request body is not valid JSON"]})
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     detail = exc.detail if isinstance(exc.detail, str) else "request failed"
-    return error_response(exc.status_code, {"body": [detail]}, headers=exc.headers)
+    return error_response(exc.status_code, {"body": [detail]}, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts at this path (Starlette names only the first route that matched)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:

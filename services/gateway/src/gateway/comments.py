@@ -7,6 +7,7 @@ An anonymous comment's author is shown as a profile named after its display name
 import uuid
 from collections.abc import Iterable
 
+from comm.errors import Forbidden
 from comm.tokens import Identity
 from gateway.accounts import own_profile, to_profile
 from gateway.deps import Upstreams
@@ -16,6 +17,10 @@ from gateway.schemas import Comment, ModeratedComment, ModerationQueueResponse, 
 from gateway.upstreams import CommentView, ProfileView
 
 COMMENTS_PAGE = 100
+
+
+class DraftNotCommentable(Forbidden):
+    detail = "a draft takes no comments until it is published"
 
 
 def _author(comment: CommentView, profiles: dict[uuid.UUID, ProfileView]) -> Profile:
@@ -50,6 +55,8 @@ async def add_comment(
         await limiter.hit(limiter.limits.comment, "comment", str(viewer.user.id))
     identity = viewer.identity if viewer else ANONYMOUS
     post = await up.blog.by_slug(slug, identity=identity)
+    if not post.published:  # only its author sees a draft; even they cannot comment on it yet
+        raise DraftNotCommentable
     author_name = None if viewer else data.authorName
     created = await up.comments.create(post.id, body=data.body, author_name=author_name, identity=identity)
     authors = {viewer.user.id: await own_profile(up, viewer=viewer)} if viewer else {}

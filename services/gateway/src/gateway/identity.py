@@ -61,8 +61,13 @@ class MissingAuthorization(Unauthorized):
 
 
 authorization_header = APIKeyHeader(
-    name="Authorization", auto_error=False, description="`Token <jwt>`, the token from login or registration."
+    name="Authorization",
+    scheme_name="Token",
+    auto_error=False,
+    description="`Token <jwt>`, the token from login or registration.",
 )
+# For routes where a token is optional: FastAPI appends this empty requirement to the `Token` one ("or none").
+OPTIONAL_AUTH: dict[str, object] = {"security": [{}]}
 
 
 async def optional_viewer(

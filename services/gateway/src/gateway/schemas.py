@@ -7,7 +7,7 @@ milliseconds and `Z`, as JavaScript does: RealWorld clients and the Postman suit
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, PlainSerializer, StringConstraints
 
 
 def format_timestamp(value: datetime) -> str:
@@ -17,8 +17,29 @@ def format_timestamp(value: datetime) -> str:
 
 
 Timestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str, when_used="json")]
+
+# The services' own rules, declared here so that the public OpenAPI tells clients (and schemathesis) what is valid.
 NoNul = StringConstraints(pattern=r"^[^\x00]*$")
 Text = Annotated[str, NoNul]
+# Some visible character and no NUL; \x1c-\x1f are spelled out because Python counts them as space, Rust does not.
+NonBlank = r"^[^\x00]*[^\x00\s\x1c-\x1f][^\x00]*$"
+USERNAME = r"^[A-Za-z0-9_.-]{1,64}$"  # auth's rule
+CATEGORY_SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+Username = Annotated[str, StringConstraints(pattern=USERNAME)]
+Email = Annotated[EmailStr, Field(max_length=254)]
+Password = Annotated[str, Field(min_length=8, max_length=128, description="8 to 128 characters.")]
+ImageUrl = Annotated[
+    str, Field(max_length=2048, pattern=r"^(https?://[^\s\x00]+)?$", description="An http(s) URL; empty for none.")
+]
+Title = Annotated[str, Field(min_length=1, max_length=300, pattern=NonBlank)]
+Description = Annotated[str, Field(min_length=1, max_length=1000, pattern=NonBlank)]
+ArticleBody = Annotated[str, Field(min_length=1, max_length=100_000, pattern=NonBlank)]
+Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=NonBlank)]
+CategorySlug = Annotated[str, Field(max_length=64, pattern=CATEGORY_SLUG)]
+CategoryName = Annotated[str, Field(min_length=1, max_length=100, pattern=NonBlank)]
+CommentBody = Annotated[str, Field(min_length=1, max_length=10_000, pattern=NonBlank)]
+DisplayName = Annotated[str, Field(min_length=1, max_length=64, pattern=NonBlank)]
+Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=NonBlank)]
 
 
 class Body(BaseModel):
@@ -31,22 +52,22 @@ class Body(BaseModel):
 
 
 class NewUser(Body):
-    username: Annotated[Text, Field(min_length=1, max_length=64)]
-    email: Annotated[Text, Field(min_length=3, max_length=254)]
-    password: Annotated[Text, Field(min_length=1, max_length=4096)]
+    username: Username
+    email: Email
+    password: Password
 
 
 class LoginUser(Body):
-    email: Annotated[Text, Field(min_length=1, max_length=254)]
+    email: Email
     password: Annotated[Text, Field(min_length=1, max_length=4096)]
 
 
 class UpdateUser(Body):
-    email: Annotated[Text, Field(min_length=3, max_length=254)] | None = None
-    username: Annotated[Text, Field(min_length=1, max_length=64)] | None = None
-    password: Annotated[Text, Field(min_length=1, max_length=4096)] | None = None
+    email: Email | None = None
+    username: Username | None = None
+    password: Password | None = None
     bio: Annotated[Text, Field(max_length=5000)] | None = None
-    image: Annotated[Text, Field(max_length=2048)] | None = None
+    image: ImageUrl | None = None
 
 
 class NewUserRequest(Body):
@@ -88,24 +109,22 @@ class ProfileResponse(BaseModel):
 
 # -- articles -------------------------------------------------------------------------------------------------
 
-Tag = Annotated[Text, Field(min_length=1, max_length=64)]
-
 
 class NewArticle(Body):
-    title: Annotated[Text, Field(min_length=1, max_length=300)]
-    description: Annotated[Text, Field(min_length=1, max_length=1000)]
-    body: Annotated[Text, Field(min_length=1, max_length=100_000)]
+    title: Title
+    description: Description
+    body: ArticleBody
     tagList: Annotated[list[Tag], Field(max_length=20)] = []
-    category: Annotated[Text, Field(max_length=64)] | None = Field(None, description="Extension: a category slug.")
+    category: CategorySlug | None = Field(None, description="Extension: a category slug.")
     draft: bool = Field(False, description="Extension: keep the article as a draft, visible only to its author.")
 
 
 class UpdateArticle(Body):
-    title: Annotated[Text, Field(min_length=1, max_length=300)] | None = None
-    description: Annotated[Text, Field(min_length=1, max_length=1000)] | None = None
-    body: Annotated[Text, Field(min_length=1, max_length=100_000)] | None = None
+    title: Title | None = None
+    description: Description | None = None
+    body: ArticleBody | None = None
     tagList: Annotated[list[Tag], Field(max_length=20)] | None = None
-    category: Annotated[Text, Field(max_length=64)] | None = None
+    category: CategorySlug | None = None
 
 
 class NewArticleRequest(Body):
@@ -153,8 +172,8 @@ class TagsResponse(BaseModel):
 
 
 class NewComment(Body):
-    body: Annotated[Text, Field(min_length=1, max_length=10_000)]
-    authorName: Annotated[Text, Field(min_length=1, max_length=64)] | None = Field(
+    body: CommentBody
+    authorName: DisplayName | None = Field(
         None, description="Extension: the display name of an anonymous comment (sent without a token)."
     )
 
@@ -191,7 +210,7 @@ class Category(BaseModel):
 
 
 class NewCategory(Body):
-    name: Annotated[Text, Field(min_length=1, max_length=64)]
+    name: CategoryName
 
 
 class NewCategoryRequest(Body):
@@ -207,7 +226,7 @@ class CategoriesResponse(BaseModel):
 
 
 class Rejection(Body):
-    reason: Annotated[Text, Field(max_length=500)] | None = None
+    reason: Reason
 
 
 class ModeratedComment(Comment):

@@ -11,7 +11,8 @@ class NotYourProfile(Forbidden):
     detail = "only the user themselves may create their profile"
 
 
-class CannotFollowYourself(Validation):
+class CannotFollowYourself(Forbidden):
+    # 403, not 422: the request is well formed, following oneself is simply not allowed.
     detail = "you cannot follow yourself"
 
 

@@ -236,7 +236,7 @@ class ServiceClient:
     ) -> str:
         if path_params:
             # Each value is one path segment: a slug with "/" or ".." must not reach another route.
-            path = path.format_map({key: urllib.parse.quote(str(value), safe="") for key, value in path_params.items()})
+            path = path.format_map({key: _segment(value) for key, value in path_params.items()})
         url = self._base_url + path
         return str(httpx.URL(url, params=params)) if params else url
 
@@ -253,3 +253,11 @@ class ServiceClient:
     def _timeouts(self, *, seconds_left: float) -> Timeouts:
         """Connect and read timeouts, neither longer than what is left of the call's deadline."""
         return min(self._connect_timeout, seconds_left), min(self._read_timeout, seconds_left)
+
+
+def _segment(value: object) -> str:
+    """One path segment, percent-encoded; "." and ".." are encoded too, or URL parsers would resolve them away."""
+    text = str(value)
+    if text in (".", ".."):
+        return "%2E" * len(text)
+    return urllib.parse.quote(text, safe="")

@@ -26,6 +26,7 @@ from typing import Protocol
 
 import aiohttp
 import httpx
+import yarl
 
 Timeouts = tuple[float, float]  # connect (also the wait for a pooled connection), read; seconds
 
@@ -89,8 +90,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         """Send one request and read its whole body (an `Exchange`)."""
         session = self._session or self._open()
         try:
+            # The URL is already percent-encoded (ServiceClient); yarl must not decode and re-resolve it.
             async with session.request(
-                method, url, headers=headers, data=body, allow_redirects=False, timeout=self._timeout(timeouts)
+                method,
+                yarl.URL(url, encoded=True),
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=self._timeout(timeouts),
             ) as response:
                 return Answer(response.status, response.headers, await response.read())
         except aiohttp.ClientError as exc:

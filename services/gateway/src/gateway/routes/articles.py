@@ -6,8 +6,10 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from gateway import articles
 from gateway.deps import Services
-from gateway.identity import ANONYMOUS, CurrentViewer, OptionalViewer
+from gateway.identity import ANONYMOUS, OPTIONAL_AUTH, CurrentViewer, OptionalViewer
 from gateway.schemas import (
+    CATEGORY_SLUG,
+    USERNAME,
     CategoriesResponse,
     CategoryResponse,
     MultipleArticlesResponse,
@@ -24,8 +26,9 @@ MAX_PAGE = 100
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="How many articles (1 to 100).")]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="How many articles to skip.")]
-Filter = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
-Slug = Annotated[str, Path(max_length=400, pattern=r"^[^\x00]*$")]
+TagFilter = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
+UserFilter = Annotated[str | None, Query(pattern=USERNAME)]
+Slug = Annotated[str, Path(max_length=200, pattern=r"^[^\x00]*$")]
 
 
 # Declared before `/articles/{slug}`, which would otherwise take "feed" for a slug.
@@ -35,14 +38,16 @@ async def feed(viewer: CurrentViewer, up: Services, limit: Limit = 20, offset: O
     return await articles.feed(up, viewer=viewer, limit=limit, offset=offset)
 
 
-@router.get("/articles", responses=errors(401))
+@router.get("/articles", responses=errors(401), openapi_extra=OPTIONAL_AUTH)
 async def list_articles(
     viewer: OptionalViewer,
     up: Services,
-    tag: Filter = None,
-    author: Filter = None,
-    favorited: Filter = None,
-    category: Annotated[str | None, Query(max_length=64, description="Extension: a category slug.")] = None,
+    tag: TagFilter = None,
+    author: UserFilter = None,
+    favorited: UserFilter = None,
+    category: Annotated[
+        str | None, Query(max_length=64, pattern=CATEGORY_SLUG, description="Extension: a category slug.")
+    ] = None,
     drafts: Annotated[
         Literal["mine", "only"] | None, Query(description="Extension: include (`mine`) or list (`only`) your drafts.")
     ] = None,
@@ -69,7 +74,7 @@ async def create_article(request: NewArticleRequest, viewer: CurrentViewer, up: 
     return SingleArticleResponse(article=await articles.create_article(up, viewer=viewer, data=request.article))
 
 
-@router.get("/articles/{slug}", responses=errors(401, 404))
+@router.get("/articles/{slug}", responses=errors(401, 404), openapi_extra=OPTIONAL_AUTH)
 async def get_article(slug: Slug, viewer: OptionalViewer, up: Services) -> SingleArticleResponse:
     return SingleArticleResponse(article=await articles.get_article(up, slug=slug, viewer=viewer))
 
@@ -130,7 +135,10 @@ async def create_category(request: NewCategoryRequest, viewer: CurrentViewer, up
 
 @router.put("/categories/{category}", tags=["Categories"], responses=errors(401, 403, 404))
 async def rename_category(
-    category: Annotated[str, Path(max_length=64)], request: NewCategoryRequest, viewer: CurrentViewer, up: Services
+    category: Annotated[str, Path(max_length=64, pattern=CATEGORY_SLUG)],
+    request: NewCategoryRequest,
+    viewer: CurrentViewer,
+    up: Services,
 ) -> CategoryResponse:
     """Extension: rename a category (admins only); its slug stays."""
     renamed = await articles.rename_category(up, viewer=viewer, slug=category, name=request.category.name)

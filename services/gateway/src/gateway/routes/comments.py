@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from gateway import comments
 from gateway.deps import ClientAddress, Limiter, Services
-from gateway.identity import CurrentViewer, OptionalViewer
+from gateway.identity import OPTIONAL_AUTH, CurrentViewer, OptionalViewer
 from gateway.schemas import (
     ModeratedComment,
     ModerationQueueResponse,
@@ -20,11 +20,11 @@ from gateway.schemas import (
 router = APIRouter(prefix="/articles/{slug}/comments", tags=["Comments"])
 moderation = APIRouter(prefix="/moderation/comments", tags=["Moderation"])
 
-Slug = Annotated[str, Path(max_length=400, pattern=r"^[^\x00]*$")]
+Slug = Annotated[str, Path(max_length=200, pattern=r"^[^\x00]*$")]
 CommentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-@router.post("", responses=errors(401, 404, 413, 429))
+@router.post("", responses=errors(401, 403, 404, 413, 429), openapi_extra=OPTIONAL_AUTH)
 async def add_comment(
     slug: Slug,
     request: NewCommentRequest,
@@ -40,7 +40,7 @@ async def add_comment(
     return SingleCommentResponse(comment=created)
 
 
-@router.get("", responses=errors(401, 404))
+@router.get("", responses=errors(401, 404), openapi_extra=OPTIONAL_AUTH)
 async def list_comments(slug: Slug, viewer: OptionalViewer, up: Services) -> MultipleCommentsResponse:
     """The article's visible comments, newest first."""
     return MultipleCommentsResponse(comments=await comments.list_comments(up, slug=slug, viewer=viewer))
@@ -72,7 +72,6 @@ async def approve(id: CommentId, viewer: CurrentViewer, up: Services) -> Moderat
 
 
 @moderation.post("/{id}/reject", responses=errors(401, 403, 404, 413))
-async def reject(id: CommentId, viewer: CurrentViewer, up: Services, body: Rejection | None = None) -> ModeratedComment:  # noqa: A002
-    """Extension: hide a comment, with an optional reason (moderators only)."""
-    reason = body.reason if body else None
-    return await comments.moderate(up, number=id, viewer=viewer, approve=False, reason=reason)
+async def reject(id: CommentId, body: Rejection, viewer: CurrentViewer, up: Services) -> ModeratedComment:  # noqa: A002
+    """Extension: hide a comment, with the reason (moderators only)."""
+    return await comments.moderate(up, number=id, viewer=viewer, approve=False, reason=body.reason)

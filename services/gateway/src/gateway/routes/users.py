@@ -1,11 +1,14 @@
 """`/api/users`, `/api/user`, `/api/profiles`: accounts and profiles."""
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
 
 from gateway import accounts
 from gateway.deps import ClientAddress, Limiter, Services, Validator
-from gateway.identity import CurrentViewer, OptionalViewer
+from gateway.identity import OPTIONAL_AUTH, CurrentViewer, OptionalViewer
 from gateway.schemas import (
+    USERNAME,
     LoginUserRequest,
     NewUserRequest,
     ProfileResponse,
@@ -16,6 +19,7 @@ from gateway.schemas import (
 
 router = APIRouter(tags=["User and Authentication"])
 profiles = APIRouter(prefix="/profiles/{username}", tags=["Profile"])
+UsernamePath = Annotated[str, Path(pattern=USERNAME)]
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, responses=errors(413, 429))
@@ -46,17 +50,17 @@ async def update_user(
     return UserResponse(user=await accounts.update_user(up, viewer=viewer, data=request.user, validator=validator))
 
 
-@profiles.get("", responses=errors(401, 404))
-async def get_profile(username: str, viewer: OptionalViewer, up: Services) -> ProfileResponse:
+@profiles.get("", responses=errors(401, 404), openapi_extra=OPTIONAL_AUTH)
+async def get_profile(username: UsernamePath, viewer: OptionalViewer, up: Services) -> ProfileResponse:
     return ProfileResponse(profile=await accounts.get_profile(up, username=username, viewer=viewer))
 
 
-@profiles.post("/follow", responses=errors(401, 404))
-async def follow(username: str, viewer: CurrentViewer, up: Services) -> ProfileResponse:
+@profiles.post("/follow", responses=errors(401, 403, 404))
+async def follow(username: UsernamePath, viewer: CurrentViewer, up: Services) -> ProfileResponse:
     """Follow a user (a JSON body, if any, is ignored)."""
     return ProfileResponse(profile=await accounts.follow(up, username=username, viewer=viewer, follow=True))
 
 
-@profiles.delete("/follow", responses=errors(401, 404))
-async def unfollow(username: str, viewer: CurrentViewer, up: Services) -> ProfileResponse:
+@profiles.delete("/follow", responses=errors(401, 403, 404))
+async def unfollow(username: UsernamePath, viewer: CurrentViewer, up: Services) -> ProfileResponse:
     return ProfileResponse(profile=await accounts.follow(up, username=username, viewer=viewer, follow=False))
