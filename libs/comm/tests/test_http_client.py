@@ -261,3 +261,16 @@ async def test_dot_segments_in_path_params_never_reach_another_route(name: str) 
         else:
             item = await client.get("/items/{name}", path_params={"name": name}, response_model=Item)
             assert item.name == name
+
+
+async def test_patch_is_not_retried_without_a_key() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(503)
+
+    async with _mock(handler) as client:
+        with pytest.raises(UpstreamUnavailable):
+            await client.patch("/items/1", json={"name": "b"}, response_model=Item)
+    assert [(request.method, request.content) for request in seen] == [("PATCH", b'{"name":"b"}')]
