@@ -113,9 +113,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         answer = await self.exchange(
             request.method, str(request.url), headers, request.content or None, timeouts=timeouts
         )
-        # aiohttp has decoded any Content-Encoding already; httpx must not decode again.
-        raw = [(k, v) for k, v in answer.headers.items() if k.lower() not in ("content-encoding", "transfer-encoding")]
-        return httpx.Response(answer.status, headers=raw, content=answer.body, request=request)
+        return as_httpx_response(answer, request=request)
 
     async def aclose(self) -> None:
         """Close the pool."""
@@ -124,6 +122,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
             # Let aiohttp's transports finish closing before the loop may stop.
             await asyncio.sleep(0)
+
+
+def as_httpx_response(answer: Answer, *, request: httpx.Request | None = None) -> httpx.Response:
+    """The answer as an httpx.Response; its body is decoded already, so httpx must not decode it again."""
+    headers = [(k, v) for k, v in answer.headers.items() if k.lower() not in ("content-encoding", "transfer-encoding")]
+    return httpx.Response(answer.status, headers=headers, content=answer.body, request=request)
 
 
 def httpx_exchange(transport: httpx.AsyncBaseTransport) -> Exchange:
