@@ -4,8 +4,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from blog.schemas import PostIn, format_timestamp
+from blog.schemas import PostIn
 from blog.slugs import slugify, with_suffix
+from comm.timestamps import format_timestamp
 
 
 @pytest.mark.parametrize(

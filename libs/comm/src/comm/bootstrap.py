@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from comm.bodylimit import BodyLimitMiddleware
 from comm.errors import install_error_handlers
-from comm.health import ReadyCheck, add_health_routes
+from comm.health import ReadyCheck, add_health_routes, database_check
 from comm.metrics import setup_metrics
 from comm.settings import CommSettings
 from comm.telemetry import setup_telemetry
@@ -14,9 +14,13 @@ from comm.tokens import setup_internal_tokens
 
 
 def bootstrap_app(
-    app: FastAPI, settings: CommSettings, *, max_body_bytes: int, ready_checks: Mapping[str, ReadyCheck]
+    app: FastAPI, settings: CommSettings, *, max_body_bytes: int, ready_checks: Mapping[str, ReadyCheck] | None = None
 ) -> None:
-    """Give a service app the platform's common behaviour (DESIGN §2, §3, §5)."""
+    """Give a service app the platform's common behaviour (DESIGN §2, §3, §5).
+
+    Readiness checks default to the database on `app.state.engine` (see comm.db.open_database)."""
+    if ready_checks is None:
+        ready_checks = {"database": lambda: database_check(app.state.engine)()}
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     install_error_handlers(app)
     setup_internal_tokens(app, settings)

@@ -8,15 +8,39 @@ event loop too.
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Annotated
 
 import asyncpg
 from alembic import command, context
 from alembic.config import Config
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy import MetaData, make_url, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+# Constraint names every service's migrations get (Alembic needs names to alter or drop constraints later).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def service_metadata() -> MetaData:
+    """The MetaData of a service's declarative Base."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+async def open_database(stack: AsyncExitStack, app: FastAPI, url: str) -> AsyncEngine:
+    """In a lifespan: the engine and session factory on `app.state`, the engine disposed when `stack` closes."""
+    engine = create_engine(url)
+    stack.push_async_callback(engine.dispose)
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    return engine
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

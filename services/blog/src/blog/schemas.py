@@ -6,10 +6,11 @@ our own additions follow RealWorld's camelCase (`publishedAt`).
 """
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from comm.timestamps import ApiTimestamp
 
 MAX_TAGS = 20
 MAX_FEED_AUTHORS = 10_000
@@ -48,12 +49,6 @@ def _sorted_unique(tags: list[str]) -> list[str]:
     return sorted(set(tags))
 
 
-def format_timestamp(value: datetime) -> str:
-    """RFC 3339 in UTC with milliseconds, always: `2026-11-29T12:00:00.000Z` (RealWorld clients need the fraction)."""
-    utc = value.astimezone(UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
-
-
 Text = Annotated[str, AfterValidator(clean_text)]
 # Constraints go on `str` itself, before the validators: after one, pydantic checks the length before stripping.
 Title = Annotated[
@@ -71,7 +66,7 @@ CategorySlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]
 CategoryName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(clean_text)
 ]
-Timestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str)]
+Timestamp = ApiTimestamp
 
 
 class Strict(BaseModel):

@@ -6,9 +6,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from comm.bootstrap import bootstrap_app
-from comm.db import create_engine, create_sessionmaker
+from comm.db import open_database
 from comm.events.relay import OutboxRelay
-from comm.health import database_check
 from comm.http.clients import BlogServiceClient
 from comment.consumers import post_cleanup
 from comment.routes import router
@@ -23,10 +22,7 @@ def create_app(settings: CommentSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Started in order, stopped in reverse: consumers, relay, blog client, engine.
         async with AsyncExitStack() as stack:
-            engine = create_engine(settings.database_url)
-            stack.push_async_callback(engine.dispose)
-            app.state.engine = engine
-            app.state.sessionmaker = create_sessionmaker(engine)
+            engine = await open_database(stack, app, settings.database_url)
             # One client per process: its breaker and connection pool are shared by every request.
             app.state.blog = await stack.enter_async_context(BlogServiceClient(settings=settings))
             relay = OutboxRelay(engine=engine, settings=settings)
@@ -39,11 +35,6 @@ def create_app(settings: CommentSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="comment", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    bootstrap_app(
-        app,
-        settings,
-        max_body_bytes=settings.max_body_bytes,
-        ready_checks={"database": lambda: database_check(app.state.engine)()},
-    )
+    bootstrap_app(app, settings, max_body_bytes=settings.max_body_bytes)
     app.include_router(router)
     return app

@@ -1,10 +1,11 @@
 """Request and response bodies of the comment service's internal API."""
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from comm.timestamps import ApiTimestamp
 
 BODY_MAX_CHARS = 10_000
 NAME_MAX_CHARS = 64
@@ -16,11 +17,6 @@ def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
     return value
-
-
-def format_api_timestamp(value: datetime) -> str:
-    """RFC 3339 in UTC with milliseconds and `Z`, always with the fraction (RealWorld clients require it)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _not_blank(value: str) -> str:
@@ -39,7 +35,6 @@ AuthorName = Annotated[
 Reason = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=REASON_MAX_CHARS), AfterValidator(_no_nul)
 ]
-ApiTimestamp = Annotated[datetime, PlainSerializer(format_api_timestamp, return_type=str)]
 Status = Literal["pending", "approved", "rejected"]
 
 

@@ -4,19 +4,13 @@ Response models never drop null keys (`bio`, `image` must be present when null) 
 milliseconds and `Z`, as JavaScript does: RealWorld clients and the Postman suite check that format.
 """
 
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, PlainSerializer, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from comm.timestamps import ApiTimestamp
 
-def format_timestamp(value: datetime) -> str:
-    """`2026-11-29T12:00:00.123Z`: always milliseconds, always UTC with `Z`."""
-    utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-Timestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str, when_used="json")]
+Timestamp = ApiTimestamp
 
 # The services' own rules, declared here so that the public OpenAPI tells clients (and schemathesis) what is valid.
 NoNul = StringConstraints(pattern=r"^[^\x00]*$")

@@ -6,8 +6,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from comm.bootstrap import bootstrap_app
-from comm.db import create_engine, create_sessionmaker
-from comm.health import database_check
+from comm.db import open_database
 from user.consumers import build_consumers
 from user.routes import router
 from user.settings import UserSettings
@@ -21,10 +20,7 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # No outbox relay: this service publishes nothing (the outbox table exists only as part of the event tables).
         async with AsyncExitStack() as stack:
-            engine = create_engine(settings.database_url)
-            stack.push_async_callback(engine.dispose)
-            app.state.engine = engine
-            app.state.sessionmaker = create_sessionmaker(engine)
+            await open_database(stack, app, settings.database_url)
             app.state.consumers = build_consumers(settings, app.state.sessionmaker)
             for consumer in app.state.consumers:
                 await consumer.start()  # connects in the background: the API serves while the broker is away
@@ -33,11 +29,6 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="user", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    bootstrap_app(
-        app,
-        settings,
-        max_body_bytes=settings.max_body_bytes,
-        ready_checks={"database": lambda: database_check(app.state.engine)()},
-    )
+    bootstrap_app(app, settings, max_body_bytes=settings.max_body_bytes)
     app.include_router(router)
     return app
