@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import Stack
 
 from comm.events.testing import wait_until
@@ -145,3 +146,56 @@ async def test_the_sixth_rapid_failed_login_is_rate_limited(api: httpx.AsyncClie
     assert statuses == [401] * 5 + [429]
     assert int(response.headers["Retry-After"]) >= 1
     assert response.json() == {"errors": {"body": ["too many requests"]}}
+
+
+async def _served(stack: Stack, service: str) -> dict[tuple[str, str], float]:
+    """Requests a service has served so far, by (method, route template), from its own /metrics."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{stack.url(service)}/metrics")).text
+    counts: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "http_requests_total":
+                key = (sample.labels["method"], sample.labels["path"])
+                counts[key] = counts.get(key, 0.0) + sample.value
+    return counts
+
+
+async def test_a_page_of_twenty_articles_costs_a_constant_number_of_calls(stack: Stack, api: httpx.AsyncClient) -> None:
+    tag = f"bulk{uuid.uuid4().hex[:8]}"
+    for _ in range(20):  # twenty authors: one profile each to look up
+        author = await signup(api)
+        body = {"article": {"title": "Bulk", "description": "d", "body": "b", "tagList": [tag]}}
+        assert (await api.post("/articles", json=body, headers=author["auth"])).status_code == 201
+    before = {service: await _served(stack, service) for service in ("blog", "user")}
+    page = await api.get(f"/articles?tag={tag}&limit=20")
+    after = {service: await _served(stack, service) for service in ("blog", "user")}
+    assert len(page.json()["articles"]) == 20
+    calls = {
+        (service, *key): after[service][key] - before[service].get(key, 0.0)
+        for service in after
+        for key in after[service]
+        if after[service][key] != before[service].get(key, 0.0) and key[1] != "/metrics"
+    }
+    assert calls == {("blog", "GET", "/posts"): 1.0, ("user", "GET", "/profiles"): 1.0}
+
+
+async def test_the_edge_of_the_public_api(stack: Stack, api: httpx.AsyncClient) -> None:
+    user = await signup(api)
+    too_big = await api.post(
+        "/articles", content=b"x" * 300_000, headers={**user["auth"], "content-type": "application/json"}
+    )
+    assert too_big.status_code == 413
+    for query in ("limit=0", "limit=1000", "offset=-1"):
+        response = await api.get(f"/articles?{query}")
+        assert response.status_code == 422, query
+        assert set(response.json()) == {"errors"}
+    assert (await api.get("/user", headers=user["auth"])).headers["cache-control"] == "no-store"
+    allowed = await api.options(
+        "/articles", headers={"Origin": "http://localhost:4200", "Access-Control-Request-Method": "POST"}
+    )
+    assert allowed.headers["access-control-allow-origin"] == "http://localhost:4200"
+    other = await api.options(
+        "/articles", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert "access-control-allow-origin" not in other.headers

@@ -6,6 +6,8 @@ that time; refusals are never cached. The gateway then calls services on the vie
 """
 
 import hashlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -35,9 +37,11 @@ class Viewer:
 class TokenValidator:
     """Asks auth whether a token is good, remembering good answers briefly."""
 
-    def __init__(self, auth: AuthServiceClient, *, ttl_seconds: float, size: int) -> None:
+    def __init__(
+        self, auth: AuthServiceClient, *, ttl_seconds: float, size: int, timer: Callable[[], float] = time.monotonic
+    ) -> None:
         self._auth = auth
-        self._cache: TTLCache[bytes, User] = TTLCache(maxsize=size, ttl=ttl_seconds)
+        self._cache: TTLCache[bytes, User] = TTLCache(maxsize=size, ttl=ttl_seconds, timer=timer)
 
     async def validate(self, token: str) -> User:
         key = hashlib.sha256(token.encode()).digest()

@@ -1,0 +1,72 @@
+"""Token validation: good answers are cached for the TTL only, refusals never; forged headers are dropped."""
+
+import uuid
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+
+from comm.errors import install_error_handlers
+from comm.http.clients import AuthServiceClient, TokenRejected
+from comm.tokens import HEADER
+from gateway.edge import EdgeMiddleware
+from gateway.identity import TokenValidator
+from gateway.settings import GatewaySettings
+
+USER = {"id": str(uuid.uuid4()), "username": "alice", "email": "alice@example.com", "roles": []}
+
+
+def _auth(calls: list[str], *, accept: bool = True) -> AuthServiceClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if accept:
+            return httpx.Response(200, json=USER)
+        return httpx.Response(401, json={"errors": {"body": ["token is invalid"]}})
+
+    return AuthServiceClient(settings=GatewaySettings(), transport=httpx.MockTransport(handler))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_valid_token_is_asked_once_per_ttl() -> None:
+    calls: list[str] = []
+    clock = Clock()
+    validator = TokenValidator(_auth(calls), ttl_seconds=5, size=100, timer=clock)
+    assert (await validator.validate("t")).username == "alice"
+    await validator.validate("t")
+    assert calls == ["/auth/validate"]
+    clock.now = 5.1  # revocation takes effect within the TTL: the next use asks auth again
+    await validator.validate("t")
+    assert len(calls) == 2
+
+
+async def test_refusals_are_not_cached() -> None:
+    calls: list[str] = []
+    validator = TokenValidator(_auth(calls, accept=False), ttl_seconds=5, size=100)
+    for _ in range(2):
+        with pytest.raises(TokenRejected):
+            await validator.validate("bad")
+    assert len(calls) == 2
+
+
+async def test_edge_drops_identity_headers_and_marks_authenticated_answers_no_store() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(EdgeMiddleware)
+
+    @app.get("/echo")
+    async def echo(request: Request) -> dict[str, str | None]:
+        return {name: request.headers.get(name) for name in (HEADER, "x-user-id", "authorization")}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://gateway") as client:
+        forged = await client.get("/echo", headers={HEADER: "forged", "X-User-Id": "victim"})
+        signed_in = await client.get("/echo", headers={"Authorization": "Token x"})
+    assert forged.json() == {HEADER: None, "x-user-id": None, "authorization": None}
+    assert "no-store" not in forged.headers.get("cache-control", "")
+    assert signed_in.headers["cache-control"] == "no-store"
