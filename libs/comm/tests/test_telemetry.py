@@ -6,16 +6,19 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+import uvicorn.logging
 from fastapi import FastAPI
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
 
+from comm.cli import uvicorn_log_config
 from comm.http.client import ServiceClient
 from comm.metrics import setup_metrics
 from comm.settings import CommSettings
-from comm.telemetry import setup_telemetry
+from comm.telemetry import LOG_FORMAT, install_log_trace_ids, setup_telemetry
 from comm.testing import serve
 
 log = logging.getLogger("telemetry-test")
@@ -112,3 +115,22 @@ def test_otlp_exporter_is_added_when_an_endpoint_is_set() -> None:
     processors = provider._active_span_processor._span_processors
     assert [type(processor).__name__ for processor in processors] == ["BatchSpanProcessor"]
     provider.shutdown()
+
+
+def test_service_log_lines_and_access_lines_show_the_trace() -> None:
+    install_log_trace_ids()  # what `python -m <service>` does first
+    access = uvicorn.logging.AccessFormatter(uvicorn_log_config()["formatters"]["access"]["fmt"], use_colors=False)
+    with TracerProvider().get_tracer("test").start_as_current_span("request") as span:
+        request = logging.getLogger("uvicorn.access").makeRecord(
+            "uvicorn.access",
+            logging.INFO,
+            __file__,
+            1,
+            '%s - "%s %s HTTP/%s" %d',
+            ("1.2.3.4:5", "GET", "/", "1.1", 200),
+            None,
+        )
+        record = log.makeRecord(log.name, logging.INFO, __file__, 1, "handled", (), None)
+    ids = f"trace_id={span.get_span_context().trace_id:032x} span_id={span.get_span_context().span_id:016x}"
+    assert access.format(request).endswith(f'"GET / HTTP/1.1" 200 OK {ids}')
+    assert f"telemetry-test {ids} handled" in logging.Formatter(LOG_FORMAT).format(record)

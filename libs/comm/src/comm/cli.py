@@ -6,14 +6,17 @@ A service's `__main__` calls `main(...)` with its package name, its settings and
 
 import argparse
 import asyncio
+import copy
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
 import uvicorn
+import uvicorn.config
 
 from comm.db import ensure_database, migrate
 from comm.errors import AppError
+from comm.telemetry import LOG_FORMAT, install_log_trace_ids
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,8 @@ def main(
     argv: Sequence[str] | None = None,
 ) -> None:
     """Parse the command line and run one command."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    install_log_trace_ids()  # before the first record: every line shows its trace (DESIGN §5)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     parser = argparse.ArgumentParser(prog=f"python -m {package}")
     sub = parser.add_subparsers(dest="command", required=True)
     current = settings()
@@ -51,12 +55,26 @@ def main(
     if database_url is not None and (args.command == "migrate" or getattr(args, "migrate", False)):
         asyncio.run(_migrate(package, database_url))
     if args.command == "serve":
-        uvicorn.run(f"{package}.main:create_app", factory=True, host=current.host, port=current.port, log_level="info")
+        uvicorn.run(
+            f"{package}.main:create_app",
+            factory=True,
+            host=current.host,
+            port=current.port,
+            log_level="info",
+            log_config=uvicorn_log_config(),
+        )
     elif args.command != "migrate":
         try:
             asyncio.run((commands or {})[args.command][1](args))
         except AppError as exc:  # a refusal, not a crash: say why, no traceback
             parser.exit(1, f"{parser.prog} {args.command}: {exc.detail}\n")
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's own logging config, its access lines (one per request) ending with the request's trace."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["formatters"]["access"]["fmt"] += " trace_id=%(trace_id)s span_id=%(span_id)s"
+    return config
 
 
 async def _migrate(package: str, url: str) -> None:

@@ -27,7 +27,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from comm.settings import CommSettings
 
-# A log format that shows the trace of each line; the ids are on every record once setup_telemetry ran.
+# A log format that shows the trace of each line; the ids are on every record once setup_telemetry (or, first thing
+# in a service's process, install_log_trace_ids) ran.
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s trace_id=%(trace_id)s span_id=%(span_id)s %(message)s"
 _UNTRACED_URLS = "/metrics,/health,/ready"  # probes and scrapes would drown the traces that matter
 
@@ -56,6 +57,11 @@ def _install_process_globals(provider: TracerProvider) -> None:
     if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         trace.set_tracer_provider(provider)
     propagate.set_global_textmap(CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
+    install_log_trace_ids()
+
+
+def install_log_trace_ids() -> None:
+    """Stamp the current trace and span ids on every log record made from now on (idempotent)."""
     factory = logging.getLogRecordFactory()
     if not getattr(factory, "adds_trace_ids", False):
         logging.setLogRecordFactory(_with_trace_ids(factory))
