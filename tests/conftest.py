@@ -2,29 +2,83 @@
 --migrate`), on fresh databases, a unique exchange and unique queue names; stopped and cleaned up afterwards.
 
 Tests may kill and restart one service's process (by the pid this fixture started) and may cut the apps off
-the broker: every app reaches RabbitMQ through a TCP proxy owned by the test run (`stack.broker`).
+the broker: every app reaches RabbitMQ through a TCP proxy owned by the test run (`stack.broker`). The apps export
+their spans over OTLP/HTTP to a receiver in the test process (`stack.traces`).
 """
 
 import asyncio
 import contextlib
+import gzip
 import os
 import secrets
 import signal
 import sys
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request, Response
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
+from opentelemetry.trace import SpanKind
 
 from comm.events.testing import TcpProxy, delete_topology
 from comm.settings import CommSettings
-from comm.testing import free_port, temporary_database, unique_name
+from comm.testing import free_port, serve, temporary_database, unique_name
 
 SERVICES = ("auth", "user", "blog", "comment", "gateway")
 WITH_DATABASE = ("auth", "user", "blog", "comment")
 WITH_QUEUES = {"user": ("profile-sync", "comment-counts"), "comment": ("post-cleanup",)}
+
+
+@dataclass(frozen=True)
+class ExportedSpan:
+    trace_id: str  # 32 hex
+    span_id: str  # 16 hex
+    parent_span_id: str  # 16 hex, "" for a root span
+    name: str
+    kind: SpanKind
+    service: str  # the resource's service.name
+
+
+class TraceReceiver:
+    """An OTLP/HTTP trace endpoint (`POST /v1/traces`, protobuf) keeping every span it is sent, in memory."""
+
+    def __init__(self) -> None:
+        self._traces: defaultdict[str, list[ExportedSpan]] = defaultdict(list)
+        self.app = FastAPI()
+        self.app.post("/v1/traces")(self._export)
+
+    def spans_of(self, trace_id: str) -> list[ExportedSpan]:
+        """The spans received so far of one trace (32 hex)."""
+        return list(self._traces.get(trace_id, ()))
+
+    async def _export(self, request: Request) -> Response:
+        body = await request.body()
+        if request.headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans:
+            resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+            for span in (span for scope_spans in resource_spans.scope_spans for span in scope_spans.spans):
+                self._traces[span.trace_id.hex()].append(_exported(span, resource["service.name"]))
+        return Response(ExportTraceServiceResponse().SerializeToString(), media_type="application/x-protobuf")
+
+
+def _exported(span: OtlpSpan, service: str) -> ExportedSpan:
+    return ExportedSpan(
+        trace_id=span.trace_id.hex(),
+        span_id=span.span_id.hex(),
+        parent_span_id=span.parent_span_id.hex(),
+        name=span.name,
+        kind=SpanKind[OtlpSpan.SpanKind.Name(span.kind).removeprefix("SPAN_KIND_")],
+        service=service,
+    )
 
 
 @dataclass
@@ -35,6 +89,7 @@ class Stack:
     ports: dict[str, int]
     logs: Path
     broker: TcpProxy
+    traces: TraceReceiver
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
@@ -88,7 +143,14 @@ class Stack:
 
 
 def _environment(
-    *, databases: dict[str, str], ports: dict[str, int], exchange: str, prefix: str, broker_url: str, logs: Path
+    *,
+    databases: dict[str, str],
+    ports: dict[str, int],
+    exchange: str,
+    prefix: str,
+    broker_url: str,
+    traces_url: str,
+    logs: Path,
 ) -> dict[str, str]:
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(tuple(f"{s.upper()}_" for s in SERVICES))
@@ -105,6 +167,9 @@ def _environment(
             "GATEWAY_RATE_LIMIT_REGISTER": "10000/minute",
             "GATEWAY_RATE_LIMIT_COMMENT_ANONYMOUS": "10000/minute",
             "GATEWAY_RATE_LIMIT_COMMENT": "10000/minute",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": traces_url,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms; spans reach `stack.traces` soon after they end
+            "PYTHONUNBUFFERED": "1",  # log lines (uvicorn's access lines go to stdout) reach the log files at once
         }
     )
     for service in SERVICES:
@@ -127,10 +192,18 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     async with contextlib.AsyncExitStack() as resources:
         databases = {s: await resources.enter_async_context(temporary_database(f"e2e_{s}")) for s in WITH_DATABASE}
         ports = {service: free_port() for service in SERVICES}
+        traces = TraceReceiver()
+        traces_url = await resources.enter_async_context(serve(traces.app))  # stops after the apps flushed theirs
         env = _environment(
-            databases=databases, ports=ports, exchange=exchange, prefix=prefix, broker_url=broker.url, logs=logs
+            databases=databases,
+            ports=ports,
+            exchange=exchange,
+            prefix=prefix,
+            broker_url=broker.url,
+            traces_url=traces_url,
+            logs=logs,
         )
-        stack = Stack(env=env, ports=ports, logs=logs, broker=broker)
+        stack = Stack(env=env, ports=ports, logs=logs, broker=broker, traces=traces)
         try:
             await asyncio.gather(*(stack.start(service) for service in SERVICES))
             yield stack
