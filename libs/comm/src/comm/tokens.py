@@ -150,14 +150,16 @@ def _verifier(request: Request) -> InternalTokens:
 TokenHeader = Annotated[str | None, Header(alias=HEADER)]
 
 
-def internal_identity(request: Request, token: TokenHeader = None) -> Identity:
+# The dependencies are `async def` (they never await): FastAPI would run a plain `def` in a worker thread, a hop
+# that costs more than verifying the token.
+async def internal_identity(request: Request, token: TokenHeader = None) -> Identity:
     """The verified identity of the caller; 401 without a valid internal token for this service."""
     if not token:
         raise MissingInternalToken
     return _verifier(request).verify(token)
 
 
-def optional_internal_identity(request: Request, token: TokenHeader = None) -> Identity | None:
+async def optional_internal_identity(request: Request, token: TokenHeader = None) -> Identity | None:
     """Like `internal_identity`, but None when no token is sent (an invalid one is still 401)."""
     return _verifier(request).verify(token) if token else None
 

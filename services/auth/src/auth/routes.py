@@ -18,22 +18,22 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 public = APIRouter(tags=["keys"])
 
 
-def _settings(request: Request) -> AuthSettings:
+async def _settings(request: Request) -> AuthSettings:
     settings: AuthSettings = request.app.state.settings
     return settings
 
 
-def _passwords(request: Request) -> Passwords:
+async def _passwords(request: Request) -> Passwords:
     passwords: Passwords = request.app.state.passwords
     return passwords
 
 
-def _signer(request: Request) -> TokenSigner:
+async def _signer(request: Request) -> TokenSigner:
     signer: TokenSigner = request.app.state.signer
     return signer
 
 
-def _user_id(identity: CallerIdentity) -> uuid.UUID:
+async def _user_id(identity: CallerIdentity) -> uuid.UUID:
     if identity.user_id is None:
         raise Unauthorized("this call needs a signed-in user")
     return identity.user_id

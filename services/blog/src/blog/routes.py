@@ -34,24 +34,26 @@ from comm.tokens import CallerIdentity
 router = APIRouter(tags=["posts"])
 
 
-def _viewer(identity: CallerIdentity) -> uuid.UUID | None:
+async def _viewer(identity: CallerIdentity) -> uuid.UUID | None:
     return identity.user_id
 
 
-def _user_id(identity: CallerIdentity) -> uuid.UUID:
+async def _user_id(identity: CallerIdentity) -> uuid.UUID:
     if identity.user_id is None:
         raise SignInRequired()
     return identity.user_id
 
 
-def _admin(identity: CallerIdentity) -> None:
+async def _admin(identity: CallerIdentity) -> None:
     if identity.user_id is None:
         raise SignInRequired()
     if "admin" not in identity.roles:
         raise AdminOnly()
 
 
-def _page(limit: Annotated[int, Query(ge=1, le=100)] = 20, offset: Annotated[int, Query(ge=0, le=2**62)] = 0) -> Page:
+async def _page(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20, offset: Annotated[int, Query(ge=0, le=2**62)] = 0
+) -> Page:
     return Page(limit=limit, offset=offset)
 
 

@@ -18,18 +18,18 @@ MAX_NUMBER = 2**63 - 1  # a bigint: anything larger is a 422 here, not an overfl
 MAX_OFFSET = 2**31 - 1
 
 
-def _blog(request: Request) -> BlogServiceClient:
+async def _blog(request: Request) -> BlogServiceClient:
     blog: BlogServiceClient = request.app.state.blog
     return blog
 
 
-def _signed_in(identity: CallerIdentity) -> Identity:
+async def _signed_in(identity: CallerIdentity) -> Identity:
     if identity.user_id is None:
         raise SignInRequired()
     return identity
 
 
-def _moderator(identity: Annotated[Identity, Depends(_signed_in)]) -> uuid.UUID:
+async def _moderator(identity: Annotated[Identity, Depends(_signed_in)]) -> uuid.UUID:
     """The moderator's user id; 401 without a user, 403 without the moderator or admin role."""
     if identity.user_id is None or not service.is_moderator(identity):
         raise NotModerator()

@@ -23,7 +23,7 @@ from user.schemas import (
 router = APIRouter(prefix="/profiles", tags=["profiles"])
 
 
-def _user_id(identity: CallerIdentity) -> uuid.UUID:
+async def _user_id(identity: CallerIdentity) -> uuid.UUID:
     if identity.user_id is None:
         raise Unauthorized("this call needs a signed-in user")
     return identity.user_id
