@@ -15,6 +15,8 @@ from tests.test_flows import signup
 
 EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "15")
 UPDATE_USER = "update_user_api_user_put"
+# CPython 3.11.7 (this machine's) can crash hypothesis's code generation with this SystemError; not a finding.
+INTERPRETER_BUG = "AST constructor recursion depth mismatch"
 
 
 @pytest.mark.timeout(400)
@@ -26,6 +28,8 @@ async def test_gateway_conforms_to_its_openapi(stack: Stack, api: httpx.AsyncCli
     ):
         user = await signup(api, "st")
         status, text = await _schemathesis(stack, token=user["token"], selection=selection, budget=budget)
+        if status != 0 and INTERPRETER_BUG in text:  # the tool crashed, it found nothing: run it once more
+            status, text = await _schemathesis(stack, token=user["token"], selection=selection, budget=budget)
         log = os.environ.get("SCHEMATHESIS_LOG", str(stack.logs / "schemathesis"))
         await asyncio.to_thread(_write, f"{log}-{name}.log", text)
         print(text[-2000:])
@@ -44,7 +48,9 @@ async def _schemathesis(stack: Stack, *, token: str, selection: tuple[str, ...],
         "--checks", "all",
         "--max-examples", EXAMPLES,
         "--seed", "20261129",
-        "--workers", "2",
+        # One worker: with two, one worker's stateful run could delete the article the other just created (they
+        # share one account), which schemathesis then reports as a created resource not found.
+        "--workers", "1",
         "--generation-database", "none",
         # Text in this API is UTF-8 without NUL (PostgreSQL stores neither NUL nor lone surrogates).
         "--generation-codec", "utf-8",
