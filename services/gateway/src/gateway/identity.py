@@ -96,7 +96,3 @@ async def required_viewer(viewer: Annotated[Viewer | None, Depends(optional_view
 
 OptionalViewer = Annotated[Viewer | None, Depends(optional_viewer)]
 CurrentViewer = Annotated[Viewer, Depends(required_viewer)]
-
-
-def identity_of(viewer: Viewer | None) -> Identity:
-    return viewer.identity if viewer is not None else ANONYMOUS

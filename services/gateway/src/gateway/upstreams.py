@@ -100,11 +100,6 @@ class Comments(_View):
     total: int
 
 
-def _fields(data: BaseModel) -> dict[str, Any]:
-    """Only what the client sent: an absent field is left as it is, an explicit null is passed on."""
-    return data.model_dump(exclude_unset=True, by_alias=True)
-
-
 class Auth(AuthServiceClient):
     async def register(self, *, username: str, email: str, password: str, identity: Identity) -> AuthUser:
         body = {"username": username, "email": email, "password": password}
