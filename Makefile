@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST := $(UV) run --frozen pytest
 SERVICES := $(notdir $(wildcard services/*))
 
-.PHONY: help uv install test test-comm lint fmt typecheck run up down bench-http bench-events migration
+.PHONY: help uv install test test-comm lint fmt typecheck run up down bench bench-http bench-events migration
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ up: ## docker compose up --build
 
 down: ## docker compose down
 	docker compose down
+
+bench: install ## Benchmark an article read through the gateway against the blog service's own read
+	$(UV) run --frozen python bench/gateway.py
 
 bench-http: install ## Benchmark the ServiceClient proxy against the backend direct
 	$(UV) run --frozen python bench/http_proxy.py
