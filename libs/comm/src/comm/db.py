@@ -7,7 +7,7 @@ event loop too.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from typing import Annotated
 
@@ -91,17 +91,23 @@ def alembic_config(*, package: str, url: str) -> Config:
 
 async def migrate(*, package: str, url: str, revision: str = "head") -> None:
     """Upgrade the service's database to `revision`."""
+    await _alembic(package=package, url=url, run=lambda config: command.upgrade(config, revision))
+
+
+async def _alembic(*, package: str, url: str, run: Callable[[Config], object]) -> None:
+    """Run an Alembic command on a connection of ours (env.py picks it up), in one transaction."""
+    config = alembic_config(package=package, url=url)
     engine = create_async_engine(url, poolclass=pool.NullPool)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(_upgrade, alembic_config(package=package, url=url), revision)
+            await conn.run_sync(lambda connection: _with_connection(config, connection, run))
     finally:
         await engine.dispose()
 
 
-def _upgrade(connection: Connection, config: Config, revision: str) -> None:
+def _with_connection(config: Config, connection: Connection, run: Callable[[Config], object]) -> None:
     config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    run(config)
 
 
 def run_env(target_metadata: MetaData) -> None:
@@ -130,17 +136,9 @@ def _run_migrations(connection: Connection, target_metadata: MetaData) -> None:
 async def autogenerate(*, package: str, url: str, message: str) -> None:
     """Write a new revision: the difference between the service's models and its migrations at head."""
     await migrate(package=package, url=url)
-    engine = create_async_engine(url, poolclass=pool.NullPool)
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(_revision, alembic_config(package=package, url=url), message)
-    finally:
-        await engine.dispose()
-
-
-def _revision(connection: Connection, config: Config, message: str) -> None:
-    config.attributes["connection"] = connection
-    command.revision(config, message=message, autogenerate=True)
+    await _alembic(
+        package=package, url=url, run=lambda config: command.revision(config, message=message, autogenerate=True)
+    )
 
 
 async def _autogenerate_on_scratch_database(package: str, message: str) -> None:
