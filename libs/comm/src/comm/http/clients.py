@@ -76,16 +76,13 @@ class _TypedClient:
     ) -> None:
         self.http = ServiceClient(
             downstream=self.downstream,
-            base_url=self._base_url(settings),
+            # The seed's AUTH_SERVICE_URL, BLOG_SERVICE_URL, ...: `<downstream>_service_url` in the settings.
+            base_url=getattr(settings, f"{self.downstream}_service_url"),
             settings=settings,
             transport=transport,
             clock=clock,
             tracer_provider=tracer_provider,
         )
-
-    @staticmethod
-    def _base_url(settings: CommSettings) -> str:
-        raise NotImplementedError
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -101,10 +98,6 @@ class _TypedClient:
 
 class AuthServiceClient(_TypedClient):
     downstream = "auth"
-
-    @staticmethod
-    def _base_url(settings: CommSettings) -> str:
-        return settings.auth_service_url
 
     async def validate_token(self, token: str, *, identity: Identity = SERVICE) -> User:
         """`POST /auth/validate`: the user a token belongs to; TokenRejected (401) if auth refuses it."""
@@ -123,10 +116,6 @@ class AuthServiceClient(_TypedClient):
 class BlogServiceClient(_TypedClient):
     downstream = "blog"
 
-    @staticmethod
-    def _base_url(settings: CommSettings) -> str:
-        return settings.blog_service_url
-
     async def get_post(self, post_id: uuid.UUID, *, identity: Identity = SERVICE) -> Post:
         """`GET /posts/{id}`."""
         return await self.http.get(
@@ -137,10 +126,6 @@ class BlogServiceClient(_TypedClient):
 class UserServiceClient(_TypedClient):
     downstream = "user"
 
-    @staticmethod
-    def _base_url(settings: CommSettings) -> str:
-        return settings.user_service_url
-
     async def get_profile(self, user_id: uuid.UUID, *, identity: Identity = SERVICE) -> Profile:
         """`GET /profiles/{id}`."""
         return await self.http.get(
@@ -150,10 +135,6 @@ class UserServiceClient(_TypedClient):
 
 class CommentServiceClient(_TypedClient):
     downstream = "comment"
-
-    @staticmethod
-    def _base_url(settings: CommSettings) -> str:
-        return settings.comment_service_url
 
     async def get_comment(self, comment_id: uuid.UUID, *, identity: Identity = SERVICE) -> Comment:
         """`GET /comments/{id}`."""
