@@ -3,15 +3,9 @@
 import uuid
 
 from comm.errors import UpstreamClientError
-from comm.http.clients import BlogServiceClient, Post
+from comm.http.clients import BlogServiceClient
 from comm.tokens import Identity
 from comment.errors import PostNotFound
-
-
-class BlogPost(Post):
-    """Blog's `GET /posts/{id}` answer with `published`, which comm's `Post` does not name (yet)."""
-
-    published: bool | None = None
 
 
 async def ensure_public_post(blog: BlogServiceClient, *, post_id: uuid.UUID, identity: Identity) -> None:
@@ -22,12 +16,7 @@ async def ensure_public_post(blog: BlogServiceClient, *, post_id: uuid.UUID, ide
     answers 404 for a draft to everyone but its author).
     """
     try:
-        post = await blog.http.get(
-            "/posts/{post_id}",
-            path_params={"post_id": post_id},
-            response_model=BlogPost,
-            identity=Identity(user_id=identity.user_id, roles=identity.roles),
-        )
+        post = await blog.get_post(post_id, identity=Identity(user_id=identity.user_id, roles=identity.roles))
     except UpstreamClientError as exc:
         if exc.upstream_status == 404:
             raise PostNotFound() from exc

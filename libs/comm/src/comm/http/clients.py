@@ -41,6 +41,7 @@ class Post(_Model):
     slug: str
     title: str
     author_id: uuid.UUID
+    published: bool | None = None  # None from a blog that does not say (the seed's)
 
 
 class Profile(_Model):
