@@ -8,7 +8,7 @@ from comm.errors import UpstreamError
 from comm.http.clients import User as ValidatedUser
 from comm.tokens import Identity
 from gateway.deps import Upstreams
-from gateway.identity import ANONYMOUS, TokenValidator, Viewer
+from gateway.identity import ANONYMOUS, TokenValidator, Viewer, identity_of
 from gateway.schemas import LoginUser, NewUser, Profile, UpdateUser, User
 from gateway.upstreams import AuthUser, ProfileView
 
@@ -104,7 +104,7 @@ async def _await_rename(up: Upstreams, *, account: AuthUser, profile: ProfileVie
 
 
 async def get_profile(up: Upstreams, *, username: str, viewer: Viewer | None) -> Profile:
-    return to_profile(await up.users.by_username(username, identity=viewer.identity if viewer else ANONYMOUS))
+    return to_profile(await up.users.by_username(username, identity=identity_of(viewer)))
 
 
 async def follow(up: Upstreams, *, username: str, viewer: Viewer, follow: bool) -> Profile:

@@ -13,7 +13,7 @@ from comm.errors import UpstreamClientError
 from comm.tokens import Identity
 from gateway.accounts import own_profile, to_profile
 from gateway.deps import Upstreams
-from gateway.identity import ANONYMOUS, Viewer
+from gateway.identity import ANONYMOUS, Viewer, identity_of
 from gateway.schemas import (
     Article,
     ArticleSummary,
@@ -26,10 +26,6 @@ from gateway.schemas import (
 from gateway.upstreams import PostView, ProfileView
 
 EMPTY = MultipleArticlesResponse(articles=[], articlesCount=0)
-
-
-def _identity(viewer: Viewer | None) -> Identity:
-    return viewer.identity if viewer is not None else ANONYMOUS
 
 
 def _summary(post: PostView, author: Profile) -> ArticleSummary:
@@ -81,7 +77,7 @@ async def list_articles(
     offset: int,
 ) -> MultipleArticlesResponse:
     """Most recent articles matching every filter given."""
-    identity = _identity(viewer)
+    identity = identity_of(viewer)
     try:
         author_id, favorited_by = await asyncio.gather(
             _user_id(up, author, identity), _user_id(up, favorited, identity)
@@ -114,7 +110,7 @@ async def feed(up: Upstreams, *, viewer: Viewer, limit: int, offset: int) -> Mul
 
 
 async def get_article(up: Upstreams, *, slug: str, viewer: Viewer | None) -> Article:
-    identity = _identity(viewer)
+    identity = identity_of(viewer)
     post = await up.blog.by_slug(slug, identity=identity)
     return to_article(post, await up.users.by_id(post.author_id, identity=identity))
 

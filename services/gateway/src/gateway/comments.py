@@ -11,7 +11,7 @@ from comm.errors import Forbidden
 from comm.tokens import Identity
 from gateway.accounts import own_profile, to_profile
 from gateway.deps import Upstreams
-from gateway.identity import ANONYMOUS, Viewer
+from gateway.identity import Viewer, identity_of
 from gateway.ratelimit import RateLimiter
 from gateway.schemas import Comment, ModeratedComment, ModerationQueueResponse, NewComment, Profile
 from gateway.upstreams import CommentView, ProfileView
@@ -53,7 +53,7 @@ async def add_comment(
         await limiter.hit(limiter.limits.comment_anonymous, "comment-anonymous", client)
     else:
         await limiter.hit(limiter.limits.comment, "comment", str(viewer.user.id))
-    identity = viewer.identity if viewer else ANONYMOUS
+    identity = identity_of(viewer)
     post = await up.blog.by_slug(slug, identity=identity)
     if not post.published:  # only its author sees a draft; even they cannot comment on it yet
         raise DraftNotCommentable
@@ -64,7 +64,7 @@ async def add_comment(
 
 
 async def list_comments(up: Upstreams, *, slug: str, viewer: Viewer | None) -> list[Comment]:
-    identity = viewer.identity if viewer else ANONYMOUS
+    identity = identity_of(viewer)
     post = await up.blog.by_slug(slug, identity=identity)
     page = await up.comments.of_post(post.id, limit=COMMENTS_PAGE, offset=0, identity=identity)
     profiles = await _authors(up, page.comments, identity)

@@ -34,6 +34,11 @@ class Viewer:
         return Identity(user_id=self.user.id, roles=frozenset(self.user.roles))
 
 
+def identity_of(viewer: Viewer | None) -> Identity:
+    """Whom the gateway calls services for: the viewer, or nobody."""
+    return viewer.identity if viewer is not None else ANONYMOUS
+
+
 class TokenValidator:
     """Asks auth whether a token is good, remembering good answers briefly."""
 
