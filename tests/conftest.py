@@ -45,6 +45,8 @@ class ExportedSpan:
     name: str
     kind: SpanKind
     service: str  # the resource's service.name
+    start_ns: int
+    end_ns: int
 
 
 class TraceReceiver:
@@ -78,6 +80,8 @@ def _exported(span: OtlpSpan, service: str) -> ExportedSpan:
         name=span.name,
         kind=SpanKind[OtlpSpan.SpanKind.Name(span.kind).removeprefix("SPAN_KIND_")],
         service=service,
+        start_ns=span.start_time_unix_nano,
+        end_ns=span.end_time_unix_nano,
     )
 
 

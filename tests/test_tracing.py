@@ -167,3 +167,24 @@ async def test_registration_is_one_trace_from_the_gateway_to_the_profile_sync_co
         ("gateway", CLIENT),
         ("gateway", SERVER),
     ]
+
+
+async def test_independent_downstream_calls_run_concurrently(stack: Stack, api: httpx.AsyncClient) -> None:
+    """Creating an article: the post (blog) and its author's profile (user) do not wait for each other."""
+    author = await signup(api)
+    trace_id, client_span, header = traceparent()
+    body = {"article": {"title": "Concurrent", "description": "d", "body": "b"}}
+    response = await api.post("/articles", json=body, headers={**author["auth"], **header})
+    assert response.status_code == 201, response.text
+
+    spans = await collect(
+        stack,
+        trace_id,
+        client_span=client_span,
+        expected=[("gateway", CLIENT, "POST /posts"), ("gateway", CLIENT, "GET /profiles/{user_id}")],
+    )
+    post = next(s for s in spans if (s.service, s.kind, s.name) == ("gateway", CLIENT, "POST /posts"))
+    profile = next(s for s in spans if (s.service, s.kind, s.name) == ("gateway", CLIENT, "GET /profiles/{user_id}"))
+    # They overlap: each started before the other ended.
+    assert post.start_ns < profile.end_ns
+    assert profile.start_ns < post.end_ns
