@@ -37,7 +37,6 @@ wall time of threads that are not idle: on a busy machine absolute counts mean l
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
@@ -51,13 +50,14 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
+from loadgen import Generator, Result, pinned, wrk
 
 from comm.events.testing import delete_topology
 from comm.http.clients import AuthServiceClient
@@ -67,7 +67,6 @@ from comm.tokens import HEADER, Identity, InternalTokens
 
 APPS_CORE, LOAD_CORE = 0, 1
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-Headers = Mapping[str, str]
 
 # As tests/conftest.py has them (mirrored, not imported: that module is the test suite's and changes with it).
 SERVICES = ("auth", "user", "blog", "comment", "gateway")
@@ -95,10 +94,6 @@ def serve_app(service: str) -> None:
     runpy.run_module(service, run_name="__main__", alter_sys=True)
 
 
-def _pin(core: int) -> list[str]:
-    return ["taskset", "-c", str(core)] if shutil.which("taskset") and (os.cpu_count() or 1) >= 2 else []
-
-
 @dataclass
 class Apps:
     """The five apps, as tests/conftest.py's Stack runs them, pinned to the apps' core."""
@@ -123,7 +118,7 @@ class Apps:
     async def start(self, service: str) -> None:
         with (self.logs / f"{service}.log").open("ab") as log:
             self.processes[service] = await asyncio.create_subprocess_exec(
-                *_pin(APPS_CORE),
+                *pinned(APPS_CORE),
                 sys.executable,
                 __file__,
                 "app",
@@ -272,15 +267,6 @@ async def seed(apps: Apps) -> Seeded:
 
 
 @dataclass(frozen=True)
-class Result:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    cpu_ms: dict[str, float] = field(default_factory=dict)  # per request, per app (closed loop)
-
-
-@dataclass(frozen=True)
 class Target:
     """A URL and the headers of one round (an internal token is minted afresh for each: it lives a minute)."""
 
@@ -288,137 +274,11 @@ class Target:
     headers: Callable[[], dict[str, str]]
 
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
-
-
-async def wrk(url: str, headers: Headers, *, seconds: float, connections: int) -> Result:
-    """Closed loop: wrk with one thread and `connections` connections, on the load core."""
-    flags = [item for name, value in headers.items() for item in ("-H", f"{name}: {value}")]
-    # wrk's default 2 s timeout would count a saturated path's slowest answers as socket errors.
-    command = [*_pin(LOAD_CORE), "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "--latency"]
-    command += [*flags, url]
-    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
-    out = (await process.communicate())[0].decode()
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
-    if process.returncode != 0 or len(latency) != 2:
-        raise RuntimeError(f"unexpected wrk output:\n{out}")
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return Result(rps, _ms(latency["50"]), _ms(latency["99"]), (int(errors.group(1)) if errors else 0) + socket_errors)
-
-
-class Generator:
-    """This script's aiohttp load generator: one child process on the load core, one job per line on stdin."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self._process = process
-
-    @classmethod
-    async def start(cls) -> "Generator":
-        command = [*_pin(LOAD_CORE), sys.executable, __file__, "load"]
-        pipe = asyncio.subprocess.PIPE
-        return cls(await asyncio.create_subprocess_exec(*command, stdin=pipe, stdout=pipe))
-
-    async def run(
-        self, url: str, headers: Headers, *, seconds: float, rate: float | None = None, connections: int = 32
-    ) -> Result:
-        """Open loop at `rate` req/s, or closed loop over `connections` when no rate is given."""
-        assert self._process.stdin is not None
-        assert self._process.stdout is not None
-        job = {"url": url, "headers": dict(headers), "seconds": seconds, "rate": rate, "connections": connections}
-        self._process.stdin.write(json.dumps(job).encode() + b"\n")
-        await self._process.stdin.drain()
-        line = await self._process.stdout.readline()
-        if not line:
-            raise RuntimeError("the load generator exited")
-        return Result(**json.loads(line))
-
-    async def close(self) -> None:
-        if self._process.stdin is not None:
-            self._process.stdin.close()
-        try:
-            await asyncio.wait_for(self._process.wait(), 10)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self._process.kill()
-            await self._process.wait()
-
-
-async def _open_loop(url: str, headers: Headers, *, rate: float, seconds: float) -> Result:
-    """Send at a fixed rate; latency counts from the scheduled send time (no coordinated omission)."""
-    latencies: list[float] = []
-    errors = 0
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512), headers=headers) as session:
-
-        async def one(scheduled: float) -> None:
-            nonlocal errors
-            try:
-                async with session.get(url) as response:
-                    await response.read()
-                    ok = response.status == 200
-            except aiohttp.ClientError:
-                ok = False
-            if ok:
-                latencies.append(time.monotonic() - scheduled)
-            errors += not ok
-
-        start = time.monotonic()
-        tasks = []
-        for i in range(int(rate * seconds)):
-            scheduled = start + i / rate
-            await asyncio.sleep(max(0.0, scheduled - time.monotonic()))
-            tasks.append(asyncio.create_task(one(scheduled)))
-        _, pending = await asyncio.wait(tasks, timeout=5)
-        for task in pending:
-            task.cancel()
-        errors += len(pending)
-    return _summary(latencies, errors, seconds=time.monotonic() - start)
-
-
-async def _closed_loop(url: str, headers: Headers, *, connections: int, seconds: float) -> Result:
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.monotonic() + seconds
-    connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-
-        async def worker() -> None:
-            nonlocal errors
-            while (sent := time.monotonic()) < deadline:
-                async with session.get(url) as response:
-                    await response.read()
-                    if response.status == 200:
-                        latencies.append(time.monotonic() - sent)
-                    errors += response.status != 200
-
-        await asyncio.gather(*(worker() for _ in range(connections)))
-    return _summary(latencies, errors, seconds=seconds)
-
-
-def _summary(latencies: list[float], errors: int, *, seconds: float) -> Result:
-    if len(latencies) < 2:
-        return Result(0.0, float("nan"), float("nan"), errors)
-    cuts = statistics.quantiles(latencies, n=100)
-    return Result(len(latencies) / seconds, cuts[49] * 1000, cuts[98] * 1000, errors)
-
-
-def generator_main() -> None:
-    """The generator child: run each job read from stdin, answer with its Result as one JSON line."""
-    with contextlib.suppress(KeyboardInterrupt):
-        for line in sys.stdin:
-            job = json.loads(line)
-            url, headers, seconds = job["url"], job["headers"], job["seconds"]
-            if job["rate"]:
-                result = asyncio.run(_open_loop(url, headers, rate=job["rate"], seconds=seconds))
-            else:
-                result = asyncio.run(_closed_loop(url, headers, connections=job["connections"], seconds=seconds))
-            print(json.dumps(result.__dict__), flush=True)
+async def _wrk(target: Target, *, seconds: float, connections: int) -> Result:
+    """wrk on the load core; its default 2 s timeout would count a saturated path's slowest answers as socket errors."""
+    pin = pinned(LOAD_CORE)
+    run = partial(wrk, target.url, target.headers(), seconds=seconds, connections=connections, pin=pin, timeout=10)
+    return await asyncio.to_thread(run)
 
 
 # ---- Measuring -----------------------------------------------------------------------------------------------------
@@ -483,18 +343,20 @@ async def measure(apps: Apps, seeded: Seeded, args: argparse.Namespace) -> None:
             lambda: {"Authorization": f"Token {seeded.reader_token}"},
         ),
     }
-    generator = await Generator.start()
+    generator = Generator(pinned(LOAD_CORE))
     try:
         if shutil.which("wrk"):
             tool = "wrk"
 
             async def load(target: Target, seconds: float) -> Result:
-                return await wrk(target.url, target.headers(), seconds=seconds, connections=args.connections)
+                return await _wrk(target, seconds=seconds, connections=args.connections)
         else:
             tool = "the Python generator (wrk not found: apt-get install -y wrk), which may cap 'direct'"
 
             async def load(target: Target, seconds: float) -> Result:
-                return await generator.run(target.url, target.headers(), seconds=seconds, connections=args.connections)
+                return await asyncio.to_thread(
+                    generator.run, target.url, target.headers(), seconds=seconds, connections=args.connections
+                )
 
         async def closed(target: Target, seconds: float) -> Result:
             before = apps.cpu_seconds()
@@ -503,8 +365,8 @@ async def measure(apps: Apps, seeded: Seeded, args: argparse.Namespace) -> None:
             spent = {app: 1000 * (after[app] - before[app]) / requests for app in before if app in after}
             return replace(result, cpu_ms=spent)
 
-        pinned = "apps on core 0, load on core 1" if _pin(0) else "not pinned (no taskset or one core)"
-        print(f"closed loop: {tool}; {pinned}")
+        placement = "apps on core 0, load on core 1" if pinned(0) else "not pinned (no taskset or one core)"
+        print(f"closed loop: {tool}; {placement}")
         print(f"load average before: {_load_average()}")
         await rounds(targets, lambda target: closed(target, 1.0), 1)  # warm every path up
         runs = await rounds(targets, lambda target: closed(target, args.seconds), args.rounds)
@@ -515,7 +377,9 @@ async def measure(apps: Apps, seeded: Seeded, args: argparse.Namespace) -> None:
         rate = args.rate or max(10.0, round(closed_loop["gateway"].rps / 2, -1))
 
         async def opened(target: Target) -> Result:
-            return await generator.run(target.url, target.headers(), seconds=args.open_seconds, rate=rate)
+            return await asyncio.to_thread(
+                generator.run, target.url, target.headers(), seconds=args.open_seconds, rate=rate
+            )
 
         runs = await rounds(targets, opened, args.rounds)
         title = f"open loop at {rate:g} req/s, median of {args.rounds} rounds x {args.open_seconds:g} s (by p50)"
@@ -531,7 +395,7 @@ async def measure(apps: Apps, seeded: Seeded, args: argparse.Namespace) -> None:
         if args.profile:
             await profile(apps, targets["gateway"], Path(args.profile), seconds=args.profile_seconds, args=args)
     finally:
-        await generator.close()
+        await asyncio.to_thread(generator.close)
 
 
 def _verdict(met: bool) -> str:
@@ -550,7 +414,7 @@ async def profile(apps: Apps, target: Target, out: Path, *, seconds: float, args
     profiled = ("gateway", "blog", "user")
     spies = [
         await asyncio.create_subprocess_exec(
-            *_pin(LOAD_CORE),
+            *pinned(LOAD_CORE),
             "py-spy",
             "record",
             "--pid",
@@ -569,7 +433,7 @@ async def profile(apps: Apps, target: Target, out: Path, *, seconds: float, args
         )
         for app in profiled
     ]
-    load = await wrk(target.url, target.headers(), seconds=seconds + 1, connections=args.connections)
+    load = await _wrk(target, seconds=seconds + 1, connections=args.connections)
     for spy in spies:
         await spy.wait()
     print(f"\nprofile: gateway path under wrk ({load.rps:.0f} req/s while sampled), collapsed stacks in {out}/")
@@ -629,8 +493,6 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     if sys.argv[1:2] == ["app"]:
         serve_app(sys.argv[2])
-    elif sys.argv[1:2] == ["load"]:
-        generator_main()
     else:
         parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument("--seconds", type=float, default=2, help="length of one closed-loop round")

@@ -21,23 +21,19 @@ interleaving spreads it over every target alike. The load average is printed bef
 """
 
 import argparse
-import asyncio
-import json
 import os
-import re
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import aiohttp
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from loadgen import Generator, Result, pinned, wrk
 from pydantic import BaseModel
 
 from comm.http.client import ServiceClient
@@ -143,136 +139,12 @@ def serve(role: str, port: int, backend_url: str) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, timeout_keep_alive=60)
 
 
-# ---- Load generation -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Result:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-
-
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
-
-
-def wrk(url: str, *, seconds: float, connections: int, pin: list[str]) -> Result:
-    """Closed loop: wrk with one thread and `connections` connections."""
-    command = [*pin, "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
-    if len(latency) != 2:
-        raise RuntimeError(f"unexpected wrk output:\n{out}")
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return Result(rps, _ms(latency["50"]), _ms(latency["99"]), (int(errors.group(1)) if errors else 0) + socket_errors)
-
-
-class Generator:
-    """This script's own aiohttp load generator: one child process on the load core, one job per line on stdin."""
-
-    def __init__(self, pin: list[str]) -> None:
-        command = [*pin, sys.executable, __file__, "load"]
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def run(self, url: str, *, seconds: float, rate: float | None = None, connections: int = 32) -> Result:
-        """Open loop at `rate` req/s, or closed loop over `connections` when no rate is given."""
-        assert self._process.stdin is not None
-        assert self._process.stdout is not None
-        job = {"url": url, "seconds": seconds, "rate": rate, "connections": connections}
-        self._process.stdin.write(json.dumps(job) + "\n")
-        self._process.stdin.flush()
-        return Result(**json.loads(self._process.stdout.readline()))
-
-    def close(self) -> None:
-        assert self._process.stdin is not None
-        self._process.stdin.close()
-        self._process.wait(timeout=30)
-
-
-async def _open_loop(url: str, *, rate: float, seconds: float) -> Result:
-    """Send at a fixed rate; latency counts from the scheduled send time (no coordinated omission)."""
-    latencies: list[float] = []
-    errors = 0
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=512)) as session:
-
-        async def one(scheduled: float) -> None:
-            nonlocal errors
-            try:
-                async with session.get(url) as response:
-                    await response.read()
-                    ok = response.status == 200
-            except aiohttp.ClientError:
-                ok = False
-            latencies.append(time.monotonic() - scheduled) if ok else None
-            errors += not ok
-
-        start = time.monotonic()
-        tasks = []
-        for i in range(int(rate * seconds)):
-            scheduled = start + i / rate
-            await asyncio.sleep(max(0.0, scheduled - time.monotonic()))
-            tasks.append(asyncio.create_task(one(scheduled)))
-        _, pending = await asyncio.wait(tasks, timeout=5)
-        for task in pending:
-            task.cancel()
-        errors += len(pending)
-    return _summary(latencies, errors, seconds=time.monotonic() - start)
-
-
-async def _closed_loop(url: str, *, connections: int, seconds: float) -> Result:
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.monotonic() + seconds
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
-
-        async def worker() -> None:
-            nonlocal errors
-            while (sent := time.monotonic()) < deadline:
-                async with session.get(url) as response:
-                    await response.read()
-                    latencies.append(time.monotonic() - sent) if response.status == 200 else None
-                    errors += response.status != 200
-
-        await asyncio.gather(*(worker() for _ in range(connections)))
-    return _summary(latencies, errors, seconds=seconds)
-
-
-def _summary(latencies: list[float], errors: int, *, seconds: float) -> Result:
-    if len(latencies) < 2:
-        return Result(0.0, float("nan"), float("nan"), errors)
-    cuts = statistics.quantiles(latencies, n=100)
-    return Result(len(latencies) / seconds, cuts[49] * 1000, cuts[98] * 1000, errors)
-
-
-def generator_main() -> None:
-    """The generator child: run each job read from stdin, answer with its Result as one JSON line."""
-    for line in sys.stdin:
-        job = json.loads(line)
-        if job["rate"]:
-            result = asyncio.run(_open_loop(job["url"], rate=job["rate"], seconds=job["seconds"]))
-        else:
-            result = asyncio.run(_closed_loop(job["url"], connections=job["connections"], seconds=job["seconds"]))
-        print(json.dumps(result.__dict__), flush=True)
-
-
 # ---- The run ---------------------------------------------------------------------------------------------------
-
-
-def _pin(core: int) -> list[str]:
-    return ["taskset", "-c", str(core)] if shutil.which("taskset") and (os.cpu_count() or 1) >= 2 else []
 
 
 def _start(role: str, port: int, backend_url: str) -> subprocess.Popen[bytes]:
     # Errors of an overloaded proxy (httpx's own transport times out under the open-loop rate) would bury the report.
-    command = [*_pin(0), sys.executable, __file__, "serve", role, str(port), backend_url]
+    command = [*pinned(0), sys.executable, __file__, "serve", role, str(port), backend_url]
     return subprocess.Popen(command, stderr=subprocess.DEVNULL)
 
 
@@ -323,7 +195,7 @@ def _start_all(transports: list[str]) -> tuple[dict[str, str], list[subprocess.P
 def run(args: argparse.Namespace) -> None:
     transports = list(TRANSPORTS) if args.transports == "all" else args.transports.split(",")
     targets, processes = _start_all(transports)
-    generator = Generator(_pin(1))
+    generator = Generator(pinned(1))
     try:
         for url in targets.values():
             _wait_ready(url.rsplit("/", 1)[0])
@@ -351,7 +223,7 @@ def run(args: argparse.Namespace) -> None:
 
 def _closed_loop_tool(generator: Generator, *, connections: int) -> Callable[[str, float], Result]:
     if shutil.which("wrk"):
-        pin = _pin(1)
+        pin = pinned(1)
         return lambda url, seconds: wrk(url, seconds=seconds, connections=connections, pin=pin)
     print("wrk not found (apt-get install -y wrk): the closed loop uses the Python generator, which may cap 'direct'")
     return lambda url, seconds: generator.run(url, seconds=seconds, connections=connections)
@@ -360,8 +232,6 @@ def _closed_loop_tool(generator: Generator, *, connections: int) -> Callable[[st
 def main() -> None:
     if sys.argv[1:2] == ["serve"]:
         serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
-    elif sys.argv[1:2] == ["load"]:
-        generator_main()
     else:
         parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument("--transports", default="comm", help=f"comma-separated of {','.join(TRANSPORTS)}, or all")
