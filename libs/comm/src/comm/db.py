@@ -35,11 +35,12 @@ def service_metadata() -> MetaData:
 
 
 async def open_database(stack: AsyncExitStack, app: FastAPI, url: str) -> AsyncEngine:
-    """In a lifespan: the engine and session factory on `app.state`, the engine disposed when `stack` closes."""
+    """In a lifespan: the engine and session factories on `app.state`, the engine disposed when `stack` closes."""
     engine = create_engine(url)
     stack.push_async_callback(engine.dispose)
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.read_sessionmaker = create_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
     return engine
 
 
@@ -49,8 +50,13 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     A fixed pool, no overflow: an overflow connection is closed as soon as it is returned, so a burst above the
     pool size kept opening and closing connections (bench/gateway.py saw it dominate a read); a request that finds
     the pool busy waits for a connection instead. Four services at 20 stay under PostgreSQL's default 100.
+
+    No pre-ping: with asyncpg it costs three round trips per checkout (BEGIN, an empty query, ROLLBACK), more than
+    the one-query read it guards (bench/gateway.py). A connection that broke while idle is dealt with when it is
+    used: that request fails with 503 and `Retry-After` (comm.errors; ServiceClient retries idempotent calls), and
+    SQLAlchemy then replaces every pooled connection opened before the failure, so the next request gets a new one.
     """
-    return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=pool_size, max_overflow=0)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -65,7 +71,20 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session per request for reads only: autocommit, each statement on its own, no BEGIN and no ROLLBACK.
+
+    Under PostgreSQL's default READ COMMITTED every statement sees its own snapshot even inside a transaction, so
+    a read loses nothing by running without one, and saves the two round trips that would open and close it.
+    Never write through it: nothing would make two writes atomic.
+    """
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
+    async with sessionmaker() as session:
+        yield session
+
+
 Session = Annotated[AsyncSession, Depends(get_session)]
+ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
 
 
 async def ensure_database(url: str) -> None:

@@ -17,6 +17,10 @@ Every error reaches the client as `{"errors": {"body": ["..."]}}`, or field-keye
         ├── UpstreamTimeout       504  + Retry-After: no answer in time, or the downstream answered 504
         ├── UpstreamBadResponse   502  an unexpected 5xx or 3xx, or a body that does not fit the model
         └── UpstreamClientError   4xx  the downstream's own 4xx, passed through with its status and `errors`
+
+Two failures from outside this tree are rendered too: a database connection lost or refused mid-request is 503
+with `Retry-After` (the transaction rolled back, nothing half-written; a retry gets a new connection), and
+anything else unhandled is 500.
 """
 
 import logging
@@ -27,6 +31,7 @@ from typing import ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -158,6 +163,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_exception)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
+    app.add_exception_handler(ConnectionError, _database_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unhandled)
 
 
@@ -209,6 +216,15 @@ def _allowed_methods(request: Request) -> list[str]:
         if match != Match.NONE:
             methods |= getattr(route, "methods", None) or set()
     return sorted(methods)
+
+
+async def _database_error(request: Request, exc: DBAPIError | ConnectionError) -> JSONResponse:
+    """A lost or refused database connection is 503; any other database error is a bug (500)."""
+    if isinstance(exc, DBAPIError) and not exc.connection_invalidated:
+        return await _unhandled(request, exc)
+    record_error(request.app, error_type=type(exc).__name__)
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, {"body": ["database unavailable, try again"]}, retry_after=1)
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:

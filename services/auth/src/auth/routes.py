@@ -10,7 +10,7 @@ from auth.passwords import Passwords
 from auth.schemas import AuthOut, LoginIn, RegisterIn, UpdateIn, UserOut, ValidateIn
 from auth.settings import AuthSettings
 from auth.signing import TokenSigner
-from comm.db import Session
+from comm.db import ReadSession, Session
 from comm.errors import Unauthorized
 from comm.tokens import CallerIdentity
 
@@ -60,13 +60,13 @@ async def login(
 
 
 @router.post("/validate")
-async def validate(data: ValidateIn, session: Session, _: CallerIdentity, signer: Signer) -> UserOut:
+async def validate(data: ValidateIn, session: ReadSession, _: CallerIdentity, signer: Signer) -> UserOut:
     """Seed §2.2 `validate_token`: the token's user, or 401."""
     return await service.validate(session, token=data.token, signer=signer)
 
 
 @router.get("/users/me")
-async def me(session: Session, user_id: CurrentUserId) -> UserOut:
+async def me(session: ReadSession, user_id: CurrentUserId) -> UserOut:
     return await service.get_user(session, user_id=user_id)
 
 
@@ -91,7 +91,7 @@ async def logout_everywhere(session: Session, user_id: CurrentUserId) -> None:
 
 
 @router.get("/users/{user_id}")
-async def get_user(user_id: uuid.UUID, session: Session, _: CallerIdentity) -> UserOut:
+async def get_user(user_id: uuid.UUID, session: ReadSession, _: CallerIdentity) -> UserOut:
     return await service.get_user(session, user_id=user_id)
 
 

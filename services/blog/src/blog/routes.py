@@ -28,7 +28,7 @@ from blog.schemas import (
     Tags,
     Text,
 )
-from comm.db import Session
+from comm.db import ReadSession, Session
 from comm.tokens import CallerIdentity
 
 router = APIRouter(tags=["posts"])
@@ -70,7 +70,7 @@ async def create_post(data: PostIn, session: Session, user_id: CurrentUserId) ->
 
 @router.get("/posts")
 async def list_posts(
-    session: Session,
+    session: ReadSession,
     viewer: Viewer,
     page: Paging,
     tag: QueryText = None,
@@ -87,19 +87,21 @@ async def list_posts(
 
 
 @router.post("/posts/feed")
-async def feed(data: FeedIn, session: Session, viewer: Viewer, page: Paging) -> PostList:
+async def feed(data: FeedIn, session: ReadSession, viewer: Viewer, page: Paging) -> PostList:
     """Published posts by any of `author_ids`, newest first."""
     return await queries.list_posts(session, viewer=viewer, where=PostFilter(author_ids=data.author_ids), page=page)
 
 
 @router.post("/posts/lookup")
-async def lookup(data: LookupIn, session: Session, viewer: Viewer) -> PostBatch:
+async def lookup(data: LookupIn, session: ReadSession, viewer: Viewer) -> PostBatch:
     """Several posts by id at once (those that exist and the viewer may see)."""
     return await queries.lookup_posts(session, viewer=viewer, ids=data.ids)
 
 
 @router.get("/posts/by-slug/{slug}")
-async def get_post_by_slug(slug: Annotated[Text, Path(max_length=200)], session: Session, viewer: Viewer) -> PostOut:
+async def get_post_by_slug(
+    slug: Annotated[Text, Path(max_length=200)], session: ReadSession, viewer: Viewer
+) -> PostOut:
     post = await queries.get_post(session, viewer=viewer, slug=slug)
     if post is None:
         raise PostNotFound()
@@ -107,7 +109,7 @@ async def get_post_by_slug(slug: Annotated[Text, Path(max_length=200)], session:
 
 
 @router.get("/posts/{post_id}")
-async def get_post(post_id: uuid.UUID, session: Session, viewer: Viewer) -> PostOut:
+async def get_post(post_id: uuid.UUID, session: ReadSession, viewer: Viewer) -> PostOut:
     """Seed §2.2 `get_post`; someone else's draft is 404, also for a service calling on its own."""
     post = await queries.get_post(session, viewer=viewer, post_id=post_id)
     if post is None:
@@ -141,12 +143,12 @@ async def unfavorite(post_id: uuid.UUID, session: Session, user_id: CurrentUserI
 
 
 @router.get("/tags")
-async def tags(session: Session, _: CallerIdentity) -> Tags:
+async def tags(session: ReadSession, _: CallerIdentity) -> Tags:
     return await queries.list_tags(session)
 
 
 @router.get("/categories", tags=["categories"])
-async def list_categories(session: Session, _: CallerIdentity) -> CategoryList:
+async def list_categories(session: ReadSession, _: CallerIdentity) -> CategoryList:
     return await categories.list_categories(session)
 
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
-from comm.db import Session
+from comm.db import ReadSession, Session
 from comm.http.clients import BlogServiceClient
 from comm.tokens import CallerIdentity, Identity
 from comment import service
@@ -54,7 +54,7 @@ async def create_comment(
 
 @router.get("/posts/{post_id}/comments")
 async def list_comments(
-    post_id: uuid.UUID, session: Session, _: CallerIdentity, limit: Limit = 20, offset: Offset = 0
+    post_id: uuid.UUID, session: ReadSession, _: CallerIdentity, limit: Limit = 20, offset: Offset = 0
 ) -> CommentPage:
     """A post's approved comments, newest first, with their total."""
     return await service.list_comments(session, post_id=post_id, limit=limit, offset=offset)
@@ -67,13 +67,13 @@ async def delete_comment(post_id: uuid.UUID, number: Number, session: Session, i
 
 
 @router.get("/comments/{comment_id}")
-async def get_comment(comment_id: uuid.UUID, session: Session, identity: CallerIdentity) -> CommentOut:
+async def get_comment(comment_id: uuid.UUID, session: ReadSession, identity: CallerIdentity) -> CommentOut:
     """One comment by its UUID (seed §2.2 `CommentServiceClient.get_comment`)."""
     return await service.get_comment(session, comment_id=comment_id, identity=identity)
 
 
 @router.get("/moderation/comments")
-async def list_pending(session: Session, _: ModeratorId, limit: Limit = 20, offset: Offset = 0) -> CommentPage:
+async def list_pending(session: ReadSession, _: ModeratorId, limit: Limit = 20, offset: Offset = 0) -> CommentPage:
     """Pending comments of every post, oldest first (moderators only)."""
     return await service.list_pending(session, limit=limit, offset=offset)
 

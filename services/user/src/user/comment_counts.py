@@ -11,9 +11,10 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, literal_column, or_, select, tuple_
+from sqlalchemy import ColumnElement, ScalarSelect, and_, func, literal_column, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from user.models import CommentState
 
@@ -69,18 +70,26 @@ async def apply_deleted(session: AsyncSession, *, comment_id: uuid.UUID, author_
     )
 
 
+def counted() -> ColumnElement[bool]:
+    """The comments that count: approved and not deleted.
+
+    Spelled as the partial index's predicate (the status a constant, not a bind parameter) so the planner uses it.
+    """
+    return and_(CommentState.status == literal_column("'approved'"), ~CommentState.deleted)
+
+
+def comment_count(author_id: InstrumentedAttribute[uuid.UUID]) -> ScalarSelect[int]:
+    """The author's count as a correlated subquery, for a query that lists profiles."""
+    return select(func.count()).where(CommentState.author_id == author_id, counted()).scalar_subquery()
+
+
 async def count_comments(session: AsyncSession, *, author_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
     """Approved, not deleted comments per author (absent: none), in one query for any number of authors."""
     if not author_ids:
         return {}
-    # The predicate is spelled as the partial index's (a constant, not a bind parameter) so the planner uses it.
     query = (
         select(CommentState.author_id, func.count())
-        .where(
-            CommentState.author_id.in_(author_ids),
-            CommentState.status == literal_column("'approved'"),
-            ~CommentState.deleted,
-        )
+        .where(CommentState.author_id.in_(author_ids), counted())
         .group_by(CommentState.author_id)
     )
     rows = await session.execute(query)

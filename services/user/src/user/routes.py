@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from comm.db import Session
+from comm.db import ReadSession, Session
 from comm.errors import Unauthorized
 from comm.tokens import CallerIdentity
 from user import service
@@ -35,14 +35,14 @@ LookupQuery = Annotated[Lookup, Depends(lookup_query)]
 
 
 @router.get("")
-async def lookup(lookup: LookupQuery, session: Session, identity: CallerIdentity) -> ProfilesOut:
+async def lookup(lookup: LookupQuery, session: ReadSession, identity: CallerIdentity) -> ProfilesOut:
     """Batch: `?ids=<uuid>,<uuid>&usernames=a,b` (at most 100 together); unknown ones are left out."""
     profiles = await service.lookup_profiles(session, lookup=lookup, viewer_id=identity.user_id)
     return ProfilesOut(profiles=profiles)
 
 
 @router.get("/me/following")
-async def following(session: Session, user_id: CurrentUserId) -> FollowingOut:
+async def following(session: ReadSession, user_id: CurrentUserId) -> FollowingOut:
     """Every user id the caller's user follows (for the feed)."""
     return FollowingOut(user_ids=await service.followed_ids(session, user_id=user_id))
 
@@ -53,7 +53,7 @@ async def update_me(data: ProfileUpdateIn, session: Session, user_id: CurrentUse
 
 
 @router.get("/by-username/{username}")
-async def by_username(username: UsernamePath, session: Session, identity: CallerIdentity) -> ProfileOut:
+async def by_username(username: UsernamePath, session: ReadSession, identity: CallerIdentity) -> ProfileOut:
     return await service.get_profile_by_username(session, username=username, viewer_id=identity.user_id)
 
 
@@ -68,7 +68,7 @@ async def unfollow(username: UsernamePath, session: Session, user_id: CurrentUse
 
 
 @router.get("/{user_id}")
-async def by_id(user_id: uuid.UUID, session: Session, identity: CallerIdentity) -> ProfileOut:
+async def by_id(user_id: uuid.UUID, session: ReadSession, identity: CallerIdentity) -> ProfileOut:
     return await service.get_profile(session, user_id=user_id, viewer_id=identity.user_id)
 
 

@@ -1,4 +1,4 @@
-"""The profile and follow use cases, one transaction each, and the identity sync the events drive.
+"""Profile and follow use cases (a write: one transaction; a read: one query), and the identity sync events drive.
 
 Usernames are not unique here (see models.Profile), so a look-up by username takes the row whose name was
 assigned last in auth's timeline: first a row no identity event has confirmed yet (made moments ago by the
@@ -10,12 +10,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, delete, exists, func, literal, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
-from user.comment_counts import count_comments
+from user.comment_counts import comment_count
 from user.errors import CannotFollowYourself, NotYourProfile, ProfileNotFound
 from user.models import Follow, Profile
 from user.schemas import Lookup, ProfileOut, ProfileUpdateIn
@@ -25,34 +25,25 @@ CREATED, UPDATED = 0, 1
 
 
 async def get_profile(session: AsyncSession, *, user_id: uuid.UUID, viewer_id: uuid.UUID | None) -> ProfileOut:
-    """One profile by user id, as `viewer_id` sees it."""
-    async with session.begin():
-        profile = await session.get(Profile, user_id)
-        if profile is None:
-            raise ProfileNotFound()
-        return (await _present(session, [profile], viewer_id=viewer_id))[0]
+    """One profile by user id, as `viewer_id` sees it, in one query (no transaction needed: see comm.db)."""
+    return await _one(session, Profile.user_id == user_id, viewer_id=viewer_id)
 
 
 async def get_profile_by_username(session: AsyncSession, *, username: str, viewer_id: uuid.UUID | None) -> ProfileOut:
-    """One profile by username, as `viewer_id` sees it."""
-    async with session.begin():
-        profile = await _by_username(session, username)
-        return (await _present(session, [profile], viewer_id=viewer_id))[0]
+    """One profile by username, as `viewer_id` sees it, in one query."""
+    return await _one(session, Profile.user_id == _holders_of([username]).scalar_subquery(), viewer_id=viewer_id)
 
 
 async def lookup_profiles(session: AsyncSession, *, lookup: Lookup, viewer_id: uuid.UUID | None) -> list[ProfileOut]:
-    """The profiles found by ids and usernames (unknown ones left out), in three queries whatever their number."""
-    async with session.begin():
-        conditions = []
-        if lookup.ids:
-            conditions.append(Profile.user_id.in_(lookup.ids))
-        if lookup.usernames:
-            holders = _holders_of(lookup.usernames).with_only_columns(Profile.user_id)
-            conditions.append(Profile.user_id.in_(holders.scalar_subquery()))
-        if not conditions:
-            return []
-        profiles = (await session.scalars(select(Profile).where(or_(*conditions)).order_by(Profile.username))).all()
-        return await _present(session, profiles, viewer_id=viewer_id)
+    """The profiles found by ids and usernames (unknown ones left out), in one query whatever their number."""
+    conditions = []
+    if lookup.ids:
+        conditions.append(Profile.user_id.in_(lookup.ids))
+    if lookup.usernames:
+        conditions.append(Profile.user_id.in_(_holders_of(lookup.usernames).scalar_subquery()))
+    if not conditions:
+        return []
+    return await _present(session, or_(*conditions), viewer_id=viewer_id)
 
 
 async def ensure_profile(
@@ -72,9 +63,7 @@ async def ensure_profile(
             .values(user_id=user_id, username=username)
             .on_conflict_do_nothing(index_elements=["user_id"])
         )
-        profile = await session.get(Profile, user_id)
-        assert profile is not None  # inserted above or already there; profiles are never deleted
-        return (await _present(session, [profile], viewer_id=actor_id))[0]
+        return await _one(session, Profile.user_id == user_id, viewer_id=actor_id)
 
 
 async def update_profile(session: AsyncSession, *, user_id: uuid.UUID, data: ProfileUpdateIn) -> ProfileOut:
@@ -86,7 +75,7 @@ async def update_profile(session: AsyncSession, *, user_id: uuid.UUID, data: Pro
         for field, value in data.model_dump(exclude_unset=True).items():
             setattr(profile, field, value)
         await session.flush()
-        return (await _present(session, [profile], viewer_id=user_id))[0]
+        return await _one(session, Profile.user_id == user_id, viewer_id=user_id)
 
 
 async def follow(session: AsyncSession, *, follower_id: uuid.UUID, username: str) -> ProfileOut:
@@ -98,7 +87,7 @@ async def follow(session: AsyncSession, *, follower_id: uuid.UUID, username: str
         await session.execute(
             insert(Follow).values(follower_id=follower_id, followee_id=followee.user_id).on_conflict_do_nothing()
         )
-        return (await _present(session, [followee], viewer_id=follower_id))[0]
+        return await _one(session, Profile.user_id == followee.user_id, viewer_id=follower_id)
 
 
 async def unfollow(session: AsyncSession, *, follower_id: uuid.UUID, username: str) -> ProfileOut:
@@ -110,14 +99,13 @@ async def unfollow(session: AsyncSession, *, follower_id: uuid.UUID, username: s
         await session.execute(
             delete(Follow).where(Follow.follower_id == follower_id, Follow.followee_id == followee.user_id)
         )
-        return (await _present(session, [followee], viewer_id=follower_id))[0]
+        return await _one(session, Profile.user_id == followee.user_id, viewer_id=follower_id)
 
 
 async def followed_ids(session: AsyncSession, *, user_id: uuid.UUID) -> list[uuid.UUID]:
     """Every user id `user_id` follows (for the feed), oldest follow first."""
-    async with session.begin():
-        query = select(Follow.followee_id).where(Follow.follower_id == user_id).order_by(Follow.created_at)
-        return list((await session.scalars(query)).all())
+    query = select(Follow.followee_id).where(Follow.follower_id == user_id).order_by(Follow.created_at)
+    return list((await session.scalars(query)).all())
 
 
 async def apply_identity(session: AsyncSession, *, user_id: uuid.UUID, username: str, at: datetime, kind: int) -> None:
@@ -145,10 +133,10 @@ async def apply_identity(session: AsyncSession, *, user_id: uuid.UUID, username:
     )
 
 
-def _holders_of(usernames: Sequence[str]) -> Select[Profile]:
-    """For each username, the one row that holds it now (see the module docstring)."""
+def _holders_of(usernames: Sequence[str]) -> Select[uuid.UUID]:
+    """For each username, the user id of the one row that holds it now (see the module docstring)."""
     return (
-        select(Profile)
+        select(Profile.user_id)
         .where(Profile.username.in_(usernames))
         .ext(distinct_on(Profile.username))
         .order_by(
@@ -161,30 +149,38 @@ def _holders_of(usernames: Sequence[str]) -> Select[Profile]:
 
 
 async def _by_username(session: AsyncSession, username: str) -> Profile:
-    profile = await session.scalar(_holders_of([username]))
+    profile = await session.scalar(select(Profile).where(Profile.user_id == _holders_of([username]).scalar_subquery()))
     if profile is None:
         raise ProfileNotFound()
     return profile
 
 
 async def _present(
-    session: AsyncSession, profiles: Sequence[Profile], *, viewer_id: uuid.UUID | None
+    session: AsyncSession, which: ColumnElement[bool], *, viewer_id: uuid.UUID | None
 ) -> list[ProfileOut]:
-    """Profiles with `following` (relative to the viewer) and `commentCount`: two queries for any number."""
-    ids = [profile.user_id for profile in profiles]
-    followed: set[uuid.UUID] = set()
-    if viewer_id is not None and ids:
-        query = select(Follow.followee_id).where(Follow.follower_id == viewer_id, Follow.followee_id.in_(ids))
-        followed = set((await session.scalars(query)).all())
-    counts = await count_comments(session, author_ids=ids)
-    return [
-        ProfileOut(
-            user_id=profile.user_id,
-            username=profile.username,
-            bio=profile.bio,
-            image=profile.image,
-            following=profile.user_id in followed,
-            comment_count=counts.get(profile.user_id, 0),
+    """The profiles matching `which`, by username, with `following` (relative to the viewer) and `commentCount`."""
+    following: ColumnElement[bool] = (
+        exists().where(Follow.follower_id == viewer_id, Follow.followee_id == Profile.user_id)
+        if viewer_id is not None
+        else literal(False)
+    )
+    query = (
+        select(
+            Profile.user_id,
+            Profile.username,
+            Profile.bio,
+            Profile.image,
+            following.label("following"),
+            comment_count(Profile.user_id).label("comment_count"),
         )
-        for profile in profiles
-    ]
+        .where(which)
+        .order_by(Profile.username)
+    )
+    return [ProfileOut.model_validate(row, from_attributes=True) for row in await session.execute(query)]
+
+
+async def _one(session: AsyncSession, which: ColumnElement[bool], *, viewer_id: uuid.UUID | None) -> ProfileOut:
+    profiles = await _present(session, which, viewer_id=viewer_id)
+    if not profiles:
+        raise ProfileNotFound()
+    return profiles[0]

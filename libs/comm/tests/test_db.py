@@ -1,0 +1,97 @@
+"""comm.db against the real PostgreSQL: reads without a transaction, and a lost connection answered with 503."""
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from comm.db import ReadSession, Session, open_database
+from comm.errors import install_error_handlers
+from comm.testing import temporary_database
+
+
+async def same_xact(session: AsyncSession) -> bool:
+    """Whether two statements in a row ran in the same transaction (each asks for its transaction's id)."""
+    first = await session.scalar(text("SELECT txid_current()"))
+    return bool(first == await session.scalar(text("SELECT txid_current()")))
+
+
+@asynccontextmanager
+async def app_on_database() -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """An app with one read route and one write route on a database of its own; yields a client and the URL."""
+    async with temporary_database("commdb") as url, AsyncExitStack() as stack:
+        app = FastAPI()
+        install_error_handlers(app)
+        await open_database(stack, app, url)
+
+        @app.get("/backend")
+        async def backend(session: ReadSession) -> dict[str, object]:
+            return {
+                "pid": await session.scalar(text("SELECT pg_backend_pid()")),
+                "one_transaction": await same_xact(session),
+            }
+
+        @app.post("/write")
+        async def write(session: Session) -> dict[str, object]:
+            async with session.begin():
+                await session.execute(text("CREATE TABLE IF NOT EXISTS t (x int)"))
+                await session.execute(text("INSERT INTO t VALUES (1)"))
+                one_transaction = await same_xact(session)
+            return {"one_transaction": one_transaction}
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            yield client, url
+
+
+async def terminate_backends(url: str) -> int:
+    """Kill every server process connected to `url`'s database (the test's own database, no other)."""
+    database = make_url(url).database
+    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        query = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> $2"
+        return int(await conn.fetchval(query, database, conn.get_server_pid()))
+    finally:
+        await conn.close()
+
+
+@pytest.mark.asyncio
+async def test_a_read_session_runs_without_a_transaction_and_a_write_session_inside_one() -> None:
+    async with app_on_database() as (client, _):
+        assert (await client.get("/backend")).json()["one_transaction"] is False
+        assert (await client.post("/write")).json() == {"one_transaction": True}
+
+
+@pytest.mark.asyncio
+async def test_a_connection_lost_while_pooled_fails_one_request_with_503_and_the_next_gets_a_new_one() -> None:
+    async with app_on_database() as (client, url):
+        before = (await client.get("/backend")).json()["pid"]
+        assert await terminate_backends(url) >= 1
+
+        lost = await client.get("/backend")
+        assert lost.status_code == 503
+        assert lost.headers["retry-after"] == "1"
+        assert lost.json() == {"errors": {"body": ["database unavailable, try again"]}}
+
+        again = await client.get("/backend")
+        assert again.status_code == 200
+        assert again.json()["pid"] != before
+
+
+@pytest.mark.asyncio
+async def test_a_write_on_a_lost_connection_is_503_and_stores_nothing_half_done() -> None:
+    async with app_on_database() as (client, url):
+        assert (await client.post("/write")).status_code == 200
+        await terminate_backends(url)
+        assert (await client.post("/write")).status_code == 503
+        assert (await client.post("/write")).status_code == 200
+        conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM t") == 2  # the failed write left no row
+        finally:
+            await conn.close()
