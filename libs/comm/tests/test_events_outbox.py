@@ -2,7 +2,12 @@
 
 import asyncio
 import contextlib
+import json
+import re
+import shutil
+import subprocess
 import uuid
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -205,7 +210,24 @@ async def test_a_relay_killed_between_the_broker_ack_and_mark_sent_republishes_a
     assert await events_kit.count_effects(events_engine, queue=queue, event_id=event_id) == 1
 
 
-async def test_an_unroutable_event_is_kept_in_the_alternate_exchange_queue_and_not_reported_consumed(
+@contextlib.contextmanager
+def alternate_exchange_policy(exchange: str) -> Iterator[None]:
+    """The policy infra/rabbitmq sets on `blog.events`, here on the test's own exchange (cleared afterwards)."""
+    name = f"{exchange}.alternate"
+    definition = json.dumps({"alternate-exchange": f"{exchange}.unroutable"})
+    pattern = f"^{re.escape(exchange)}$"
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_policy", "--apply-to", "exchanges", name, pattern, definition], check=True
+    )
+    try:
+        yield
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "clear_policy", name], check=True)
+
+
+@pytest.mark.parametrize("policy", [False, True], ids=["relay-sends-returned-message", "alternate-exchange-policy"])
+async def test_an_unroutable_event_is_kept_in_the_unroutable_queue_and_not_reported_consumed(
+    policy: bool,
     events_engine: AsyncEngine,
     events_sessionmaker: async_sessionmaker[AsyncSession],
     events_topology: Any,
@@ -213,6 +235,10 @@ async def test_an_unroutable_event_is_kept_in_the_alternate_exchange_queue_and_n
     events_kit: Any,
 ) -> None:
     settings = events_topology.settings
+    if policy:
+        if shutil.which("rabbitmqctl") is None:
+            pytest.skip("rabbitmqctl is not on this machine")
+        events_stack.enter_context(alternate_exchange_policy(settings.events_exchange))
     queue = events_topology.queue("users-only")
     consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
     consumer.register(UserCreated, events_kit.record_effect)
@@ -242,6 +268,21 @@ async def test_an_unroutable_event_is_kept_in_the_alternate_exchange_queue_and_n
     async with events_engine.connect() as conn:
         consumed = (await conn.execute(select(TABLES.processed_events.c.event_id))).scalars().all()
     assert consumed == [routed_id]
+
+
+async def test_the_events_exchange_is_declared_as_the_seed_declares_it(events_topology: Any) -> None:
+    """A Rust service built from the seed declares the exchange topic + durable, no arguments, before or after us."""
+    settings = events_topology.settings
+    seed = await aio_pika.connect_robust(settings.rabbitmq_url)
+    try:
+        channel = await seed.channel()
+        await channel.declare_exchange(settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        ours = await connect(settings=settings, role="test")
+        await ours.close()
+        # An arguments mismatch would close the channel with PRECONDITION_FAILED here.
+        await channel.declare_exchange(settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    finally:
+        await seed.close()
 
 
 async def test_two_relays_on_one_outbox_never_publish_an_event_twice(

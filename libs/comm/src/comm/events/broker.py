@@ -3,7 +3,8 @@
 For the events exchange X (`blog.events` by default) and each consuming queue Q:
 
     X (topic, durable) --bound keys--> Q (quorum, x-delivery-limit) --> handler
-      | alternate-exchange                 | over the delivery limit: dead-lettered to Q.dlq
+      | alternate-exchange (a policy)      | over the delivery limit: dead-lettered to Q.dlq
+      | or the relay, for what comes back
       v
     X.unroutable (fanout) --> X.unroutable (queue): what no queue was bound for, kept for an operator
     X.retry (direct) --key Q--> Q.retry (quorum, x-message-ttl) --dead-letter, key Q--> X.requeue (direct) --key Q--> Q
@@ -11,7 +12,16 @@ For the events exchange X (`blog.events` by default) and each consuming queue Q:
 
 A retry dead-letters through X.requeue by the queue's own name, so it comes back to Q only, not to every queue
 bound to its routing key. Dead-lettering is at-least-once (quorum queues, `reject-publish`), so a retry is not
-lost between the two queues. Everything is durable and re-declared by aio-pika's robust connection after a
+lost between the two queues.
+
+X itself is declared as the seed declares it (topic, durable, no arguments), so a Rust service built from the seed
+can declare it too: an `alternate-exchange` argument would make their declarations differ, and RabbitMQ refuses
+the second one (PRECONDITION_FAILED). The alternate exchange comes from a policy instead (infra/rabbitmq, which
+keeps every publisher's unroutable messages), and where no policy is set, the relay publishes with `mandatory`,
+gets an unrouted message back and sends it to X.unroutable itself (comm.events.relay): nothing is dropped either
+way. A broker that still holds X from a version that declared the argument needs X deleted once.
+
+Everything is durable and re-declared by aio-pika's robust connection after a
 reconnect; the objects are held here strongly because aio-pika keeps only weak references to its channels.
 """
 
@@ -92,7 +102,7 @@ async def connect(*, settings: CommSettings, role: str) -> Broker:
         client_properties={"connection_name": f"{settings.service_name} {role}"},
     )
     try:
-        # on_return_raises: a mandatory publish nobody routes (no alternate exchange) is an error, not a success.
+        # on_return_raises: a mandatory publish nobody routes (no alternate exchange) raises, it is not a success.
         channel = await connection.channel(on_return_raises=True)
         return await _declare_exchanges(connection, channel, Topology(exchange=settings.events_exchange))
     except BaseException:
@@ -106,9 +116,7 @@ async def _declare_exchanges(
     unroutable_exchange = await channel.declare_exchange(topology.unroutable, ExchangeType.FANOUT, durable=True)
     unroutable_queue = await channel.declare_queue(topology.unroutable, durable=True, arguments=QUORUM)
     await unroutable_queue.bind(unroutable_exchange, "")
-    exchange = await channel.declare_exchange(
-        topology.exchange, ExchangeType.TOPIC, durable=True, arguments={"alternate-exchange": topology.unroutable}
-    )
+    exchange = await channel.declare_exchange(topology.exchange, ExchangeType.TOPIC, durable=True)
     return Broker(
         topology=topology,
         connection=connection,

@@ -7,7 +7,8 @@ dies between the broker's ack and the commit leaves the rows unsent, they go out
 and consumers drop the duplicate by id.
 
 "Sent" (`sent_at`) means the broker confirmed custody: the message is in every queue bound to its routing key, or,
-when none is bound, in the alternate exchange's `<exchange>.unroutable` queue. It never means that a consumer got
+when none is bound, in the `<exchange>.unroutable` queue (through the alternate exchange, or sent there by the relay
+when the broker returns it). It never means that a consumer got
 it; only a consumer's own `processed_events` row says that.
 
 The relay wakes on `LISTEN` (a dedicated asyncpg connection) and polls as a fallback. While the broker is
@@ -24,6 +25,7 @@ from typing import Any
 
 import aio_pika
 import asyncpg
+from aio_pika.exceptions import PublishError
 from opentelemetry import propagate, trace
 from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -151,7 +153,12 @@ class OutboxRelay:
                 timestamp=row.created_at,
             )
             async with asyncio.timeout(self._settings.events_publish_timeout_seconds):
-                await broker.exchange.publish(message, routing_key=row.routing_key, mandatory=True)
+                try:
+                    await broker.exchange.publish(message, routing_key=row.routing_key, mandatory=True)
+                except PublishError:
+                    # No queue is bound for the key and no alternate-exchange policy is set (comm.events.broker):
+                    # do what the alternate exchange would have done.
+                    await broker.unroutable_exchange.publish(message, routing_key=row.routing_key, mandatory=True)
         EVENTS_PUBLISHED.labels(service=self._settings.service_name, routing_key=row.routing_key).inc()
 
     async def _ensure_listener(self) -> None:
