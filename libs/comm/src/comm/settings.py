@@ -39,6 +39,10 @@ class CommSettings(BaseSettings):
     events_publish_timeout_seconds: float = 10.0
     outbox_poll_interval_seconds: float = 1.0
     outbox_batch_size: int = 100
+    # Retention (comm.events.retention): sent outbox rows and dedup records are deleted after these; 0 keeps them.
+    outbox_retention_seconds: float = 7 * 24 * 3600
+    processed_events_retention_seconds: float = 14 * 24 * 3600
+    events_prune_interval_seconds: float = 3600
 
     # Identity between services (DESIGN §3). The default is for development only and is logged as such.
     internal_token_secret: SecretStr = Field(

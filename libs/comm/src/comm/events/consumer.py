@@ -11,7 +11,8 @@ Per delivery on queue Q:
   `x-attempts`, `x-first-failed-at`. The original is acked only after the copy is confirmed, so a crash in between
   leaves two copies, never none, and the dedup drops the extra one.
 
-Handlers run concurrently up to the prefetch count, so they must tolerate reordering (DESIGN §4).
+Handlers run concurrently up to the prefetch count, so they must tolerate reordering (DESIGN §4). The consumer
+deletes its `processed_events` rows older than their retention (comm.events.retention).
 """
 
 import asyncio
@@ -22,6 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import aio_pika
@@ -34,6 +36,7 @@ from comm.events.broker import Broker, backoff_delay, connect, declare_consumer_
 from comm.events.deliveries import attempt, event_id, failed_copy
 from comm.events.metrics import EVENT_HANDLER_DURATION, EVENTS_CONSUMED
 from comm.events.models import Event, MalformedEvent, decode_event
+from comm.events.retention import keep_pruning, prune_processed_events
 from comm.events.tables import TABLES
 from comm.settings import CommSettings
 
@@ -71,6 +74,7 @@ class Consumer:
         self._amqp_queue: AbstractRobustQueue | None = None
         self._consumer_tag: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._pruning: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._stopping = False
         self._inflight: set[asyncio.Task[Any]] = set()
@@ -95,6 +99,12 @@ class Consumer:
         if not self._handlers:
             raise RuntimeError(f"consumer {self.queue} has no handlers")
         self._task = asyncio.create_task(self._subscribe_with_backoff(), name=f"consumer {self.queue}")
+        if (keep := self._settings.processed_events_retention_seconds) > 0:
+            prune = partial(prune_processed_events, self._sessionmaker.begin, consumer=self.queue, keep_seconds=keep)
+            interval = self._settings.events_prune_interval_seconds
+            self._pruning = asyncio.create_task(
+                keep_pruning(f"consumer {self.queue}", prune, interval_seconds=interval)
+            )
 
     async def ready(self) -> None:
         """Wait until the queue is declared and consumed."""
@@ -103,10 +113,11 @@ class Consumer:
     async def stop(self, *, grace_seconds: float = 30.0) -> None:
         """Stop taking deliveries, let the handlers in flight finish (up to `grace_seconds`), then close."""
         self._stopping = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._pruning):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._amqp_queue is not None and self._consumer_tag is not None:
             with contextlib.suppress(Exception):
                 await self._amqp_queue.cancel(self._consumer_tag)

@@ -11,7 +11,8 @@ when none is bound, in the `<exchange>.unroutable` queue (through the alternate 
 when the broker returns it). It never means that a consumer got
 it; only a consumer's own `processed_events` row says that.
 
-The relay wakes on `LISTEN` (a dedicated asyncpg connection) and polls as a fallback. While the broker is
+The relay wakes on `LISTEN` (a dedicated asyncpg connection) and polls as a fallback. It also deletes rows sent
+longer ago than their retention (comm.events.retention). While the broker is
 unreachable it backs off and rows stay pending; writes go on committing meanwhile.
 """
 
@@ -21,6 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 import aio_pika
@@ -33,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from comm.events.broker import Broker, backoff_delay, connect
 from comm.events.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_PENDING_AGE
 from comm.events.outbox import NOTIFY_CHANNEL
+from comm.events.retention import keep_pruning, prune_outbox
 from comm.events.tables import TABLES
 from comm.settings import CommSettings
 
@@ -58,17 +61,24 @@ class OutboxRelay:
         self._listener: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._pruning: asyncio.Task[None] | None = None
         self._gauges_refreshed_at = 0.0
 
     async def start(self) -> None:
         """Relay in the background; returns at once, whether or not the broker is reachable."""
-        self._task = asyncio.create_task(self._run(), name=f"{self._settings.service_name} outbox relay")
+        name = f"{self._settings.service_name} outbox relay"
+        self._task = asyncio.create_task(self._run(), name=name)
+        if (keep := self._settings.outbox_retention_seconds) > 0:
+            prune = partial(prune_outbox, self._engine.begin, keep_seconds=keep)
+            interval = self._settings.events_prune_interval_seconds
+            self._pruning = asyncio.create_task(keep_pruning(name, prune, interval_seconds=interval))
 
     async def stop(self) -> None:
         """Stop relaying; a batch in flight is rolled back and goes out again on the next start."""
-        task, self._task = self._task, None
+        tasks = [task for task in (self._task, self._pruning) if task is not None]
+        self._task = self._pruning = None
         try:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -1,0 +1,72 @@
+"""Keeping the event tables bounded (DESIGN §4): sent outbox rows and consumers' dedup records are deleted after a
+retention period, in small batches, by the process that owns them. Without this both tables only ever grow.
+
+- `outbox`: rows sent more than `outbox_retention_seconds` ago (default 7 days), by each relay. A pending row is
+  never deleted, however old. A sent row is needed for nothing but looking back (what went out, when, under which
+  trace), which is what the week is for.
+- `processed_events`: one consumer's records older than `processed_events_retention_seconds` (default 14 days), by
+  that consumer. A record must outlive every redelivery of its event: retries end within `events_max_attempts` x
+  `events_retry_delay_seconds` (25 s by default), and a relay sends a row again only until it is marked sent. A
+  message parked in a `.dlq` and replayed after the window is applied again; the handlers are idempotent on state
+  (upserts ordered by the event's timestamp, counts derived from per-item state), so that gives the same state.
+
+Each runs at start, then every `events_prune_interval_seconds` (an hour); a retention of 0 keeps rows forever.
+Replicas pruning at once only wait on each other's row locks.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
+
+from sqlalchemy import ColumnElement, CursorResult, Table, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from comm.events.tables import TABLES
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000  # rows per DELETE: short transactions, short row locks
+Transaction = Callable[[], AbstractAsyncContextManager[AsyncConnection] | AbstractAsyncContextManager[AsyncSession]]
+
+
+async def prune_outbox(begin: Transaction, *, keep_seconds: float) -> int:
+    """Delete outbox rows sent more than `keep_seconds` ago; returns how many."""
+    outbox = TABLES.outbox
+    return await _delete_in_batches(begin, outbox, outbox.c.id, outbox.c.sent_at < _ago(keep_seconds))
+
+
+async def prune_processed_events(begin: Transaction, *, consumer: str, keep_seconds: float) -> int:
+    """Delete `consumer`'s dedup records older than `keep_seconds`; returns how many."""
+    processed = TABLES.processed_events
+    old = (processed.c.consumer == consumer) & (processed.c.processed_at < _ago(keep_seconds))
+    return await _delete_in_batches(begin, processed, processed.c.event_id, old)
+
+
+async def keep_pruning(what: str, prune: Callable[[], Awaitable[int]], *, interval_seconds: float) -> None:
+    """Run `prune` now and every `interval_seconds` until cancelled; a failure is logged and tried again later."""
+    while True:
+        try:
+            if deleted := await prune():
+                log.info("%s: deleted %d rows past their retention", what, deleted)
+        except Exception as exc:
+            log.warning("%s: pruning failed (%s: %s); trying again later", what, type(exc).__name__, exc)
+        await asyncio.sleep(interval_seconds)
+
+
+def _ago(seconds: float) -> ColumnElement[object]:
+    return func.clock_timestamp() - timedelta(seconds=seconds)
+
+
+async def _delete_in_batches(
+    begin: Transaction, table: Table, key: ColumnElement[object], condition: ColumnElement[bool]
+) -> int:
+    deleted = 0
+    while True:
+        batch = select(key).where(condition).limit(BATCH).scalar_subquery()
+        async with begin() as conn:
+            result: CursorResult[tuple[()]] = await conn.execute(delete(table).where(condition, key.in_(batch)))  # type: ignore[assignment]
+        deleted += result.rowcount
+        if result.rowcount < BATCH:
+            return deleted

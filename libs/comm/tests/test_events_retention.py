@@ -1,0 +1,127 @@
+"""Retention of the event tables, against the real PostgreSQL (and RabbitMQ for the relay and consumer)."""
+
+import uuid
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from comm.events.consumer import Consumer
+from comm.events.models import UserCreated
+from comm.events.relay import OutboxRelay
+from comm.events.retention import BATCH, prune_outbox, prune_processed_events
+from comm.events.tables import TABLES
+from comm.events.testing import wait_until
+
+outbox, processed = TABLES.outbox, TABLES.processed_events
+WEEK = 7 * 24 * 3600
+
+
+def ago(**delta: float) -> datetime:
+    return datetime.now(UTC) - timedelta(**delta)
+
+
+async def outbox_row(engine: AsyncEngine, *, created: datetime, sent: datetime | None) -> uuid.UUID:
+    row_id = uuid.uuid4()
+    async with engine.begin() as conn:
+        values = {"id": row_id, "routing_key": "user.created", "body": "{}", "created_at": created, "sent_at": sent}
+        await conn.execute(insert(outbox).values(**values))
+    return row_id
+
+
+async def remaining(engine: AsyncEngine, column: Any) -> set[Any]:
+    async with engine.connect() as conn:
+        return set((await conn.execute(select(column))).scalars().all())
+
+
+async def count(engine: AsyncEngine, column: Any) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count(column)))).scalar_one())
+
+
+async def test_only_rows_sent_before_the_retention_are_deleted_never_a_pending_one(events_engine: AsyncEngine) -> None:
+    sent_long_ago = await outbox_row(events_engine, created=ago(days=9), sent=ago(days=8))
+    sent_lately = await outbox_row(events_engine, created=ago(days=9), sent=ago(hours=1))
+    pending_for_a_month = await outbox_row(events_engine, created=ago(days=30), sent=None)
+
+    assert await prune_outbox(events_engine.begin, keep_seconds=WEEK) == 1
+
+    assert await remaining(events_engine, outbox.c.id) == {sent_lately, pending_for_a_month}
+    assert sent_long_ago not in await remaining(events_engine, outbox.c.id)
+
+
+async def test_a_large_backlog_is_deleted_in_batches(events_engine: AsyncEngine) -> None:
+    rows = BATCH * 2 + 7
+    async with events_engine.begin() as conn:
+        await conn.execute(
+            insert(outbox),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "routing_key": "k",
+                    "body": "{}",
+                    "created_at": ago(days=9),
+                    "sent_at": ago(days=8),
+                }
+                for _ in range(rows)
+            ],
+        )
+    assert await prune_outbox(events_engine.begin, keep_seconds=WEEK) == rows
+    assert await count(events_engine, outbox.c.id) == 0
+
+
+async def test_a_consumer_deletes_only_its_own_old_records(
+    events_engine: AsyncEngine, events_sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    old, recent, other_queue_old = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    async with events_engine.begin() as conn:
+        await conn.execute(
+            insert(processed),
+            [
+                {"event_id": old, "consumer": "mine", "processed_at": ago(days=15)},
+                {"event_id": recent, "consumer": "mine", "processed_at": ago(days=1)},
+                {"event_id": other_queue_old, "consumer": "theirs", "processed_at": ago(days=15)},
+            ],
+        )
+
+    deleted = await prune_processed_events(events_sessionmaker.begin, consumer="mine", keep_seconds=2 * WEEK)
+
+    assert deleted == 1
+    assert await remaining(events_engine, processed.c.event_id) == {recent, other_queue_old}
+
+
+async def test_a_running_relay_and_consumer_prune_what_passed_their_retention(
+    events_engine: AsyncEngine,
+    events_sessionmaker: async_sessionmaker[AsyncSession],
+    events_topology: Any,
+    events_stack: AsyncExitStack,
+    events_kit: Any,
+) -> None:
+    settings = events_topology.settings.model_copy(
+        update={
+            "outbox_retention_seconds": 1.0,
+            "processed_events_retention_seconds": 1.0,
+            "events_prune_interval_seconds": 0.2,
+        }
+    )
+    consumer = Consumer(queue=events_topology.queue("pruned"), settings=settings, sessionmaker=events_sessionmaker)
+    consumer.register(UserCreated, events_kit.record_effect)
+    await consumer.start()
+    events_stack.push_async_callback(consumer.stop)
+    await consumer.ready()
+    relay = OutboxRelay(engine=events_engine, settings=settings)
+    await relay.start()
+    events_stack.push_async_callback(relay.stop)
+
+    [event_id] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created()])
+
+    await wait_until(lambda: events_kit.count_effects(events_engine, queue=consumer.queue), within=10)
+    # Applied once, then both the sent row and the dedup record go once they are older than a second.
+    await wait_until(lambda: _empty(events_engine), within=10)
+    assert await events_kit.count_effects(events_engine, queue=consumer.queue, event_id=event_id) == 1
+
+
+async def _empty(engine: AsyncEngine) -> bool:
+    return await count(engine, outbox.c.id) == 0 and await count(engine, processed.c.event_id) == 0
