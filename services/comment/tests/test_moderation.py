@@ -124,3 +124,26 @@ async def test_a_moderator_can_hide_a_users_comment_and_show_it_again(kit: Any) 
     await wait_until(lambda: len(kit.events("comment.moderated", post_id=post_id)) == 2, within=10)
     statuses = [(e.status, e.author_id) for e in kit.events("comment.moderated", post_id=post_id)]
     assert statuses == [("rejected", author.user_id), ("approved", author.user_id)]
+
+
+async def test_a_moderation_is_timestamped_after_the_creation_even_when_the_database_clock_is_ahead(kit: Any) -> None:
+    """created_at comes from the database's clock, the moderation's time from the service's; with the database an
+    hour ahead, the approval must still come after the creation, or consumers would keep 'pending'."""
+    post_id = kit.blog.add()
+    moderator = kit.user("moderator")
+    comment = await kit.created(post_id, kit.anonymous, author_name="Guest")
+    await kit.sql(
+        "UPDATE comments SET created_at = created_at + interval '1 hour' WHERE id = $1", uuid.UUID(comment["id"])
+    )
+    number = comment["number"]
+
+    await kit.client.post(f"/moderation/comments/{number}/approve", headers=moderator.headers)
+    await kit.client.post(f"/moderation/comments/{number}/reject", json={"reason": "r"}, headers=moderator.headers)
+
+    await wait_until(lambda: len(kit.events("comment.moderated", post_id=post_id)) == 2, within=10)
+    (created,) = kit.events("comment.created", post_id=post_id)
+    approved, rejected = kit.events("comment.moderated", post_id=post_id)
+    assert (approved.status, rejected.status) == ("approved", "rejected")
+    stored = await kit.sql("SELECT created_at FROM comments WHERE id = $1", uuid.UUID(comment["id"]))
+    assert stored[0]["created_at"] < approved.timestamp < rejected.timestamp
+    assert created.timestamp < approved.timestamp

@@ -1,7 +1,7 @@
 """The comment use cases: one transaction each, the outbox row in the same transaction as the write."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -119,7 +119,7 @@ async def moderate(
         if comment is None:
             raise CommentNotFound()
         if comment.status != status:
-            now = datetime.now(UTC)
+            now = _next_event_time(comment)
             comment.status, comment.moderation_reason = status, reason  # approving clears an old reason
             comment.moderator_id, comment.moderated_at, comment.updated_at = moderator_id, now, now
             await add_event(
@@ -135,6 +135,17 @@ async def moderate(
                 ),
             )
     return CommentOut.model_validate(comment)
+
+
+def _next_event_time(comment: Comment) -> datetime:
+    """Now, but never before the comment's previous event.
+
+    `comment.created` carries the database's clock (created_at), a moderation this process's; consumers keep the
+    newest status by timestamp, so a process clock behind the database's would make an approval look older than
+    the creation it follows, and the approval would be ignored. Each event of a comment is later than the last.
+    """
+    previous = max(comment.created_at, comment.moderated_at or comment.created_at)
+    return max(datetime.now(UTC), previous + timedelta(microseconds=1))
 
 
 async def delete_post_comments(session: AsyncSession, *, post_id: uuid.UUID, deleted_at: datetime) -> int:
