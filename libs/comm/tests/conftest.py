@@ -1,5 +1,6 @@
 """Fixtures of the comm suite. Event fixtures are prefixed `events_` (the HTTP half keeps its own names)."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
@@ -15,9 +16,10 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, func, ins
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from comm.db import create_engine, create_sessionmaker
-from comm.events.consumer import EventMeta
+from comm.events.consumer import Consumer, EventMeta
 from comm.events.models import Event, UserCreated
 from comm.events.outbox import add_event
+from comm.events.relay import OutboxRelay
 from comm.events.tables import add_event_tables
 from comm.events.testing import delete_topology
 from comm.settings import CommSettings
@@ -129,6 +131,22 @@ async def count_effects(engine: AsyncEngine, *, queue: str, event_id: uuid.UUID 
         return int((await conn.execute(query)).scalar_one())
 
 
+async def start_relay(stack: AsyncExitStack, relay: OutboxRelay) -> OutboxRelay:
+    """Start a relay, stopped when `stack` closes (before the test's database and exchange go)."""
+    await relay.start()
+    stack.push_async_callback(relay.stop)
+    return relay
+
+
+async def start_consumer(stack: AsyncExitStack, consumer: Consumer) -> Consumer:
+    """Start a consumer and wait until it consumes; stopped when `stack` closes."""
+    await consumer.start()
+    stack.push_async_callback(consumer.stop)
+    async with asyncio.timeout(10):
+        await consumer.ready()
+    return consumer
+
+
 class EventsKit:
     """The helpers above, handed to tests as one fixture."""
 
@@ -138,6 +156,8 @@ class EventsKit:
     write_events = staticmethod(write_events)
     record_effect = staticmethod(record_effect)
     count_effects = staticmethod(count_effects)
+    start_relay = staticmethod(start_relay)
+    start_consumer = staticmethod(start_consumer)
     has_effects = staticmethod(has_effects)
 
 

@@ -18,20 +18,6 @@ from comm.events.testing import TcpProxy, publish_without_message_id, take_messa
 from comm.settings import CommSettings
 
 
-async def started(stack: AsyncExitStack, consumer: Consumer) -> Consumer:
-    await consumer.start()
-    stack.push_async_callback(consumer.stop)
-    async with asyncio.timeout(10):
-        await consumer.ready()
-    return consumer
-
-
-async def started_relay(stack: AsyncExitStack, relay: OutboxRelay) -> OutboxRelay:
-    await relay.start()
-    stack.push_async_callback(relay.stop)
-    return relay
-
-
 async def publisher(stack: AsyncExitStack, settings: CommSettings) -> Broker:
     """A raw connection to publish what no outbox would (malformed bodies, seed messages without id)."""
     broker = await connect(settings=settings, role="test publisher")
@@ -78,8 +64,8 @@ async def test_a_handler_that_fails_twice_then_succeeds_applies_the_event_once(
     flaky = Flaky(events_kit, failures=2)
     consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
     consumer.register(UserCreated, flaky)
-    await started(events_stack, consumer)
-    await started_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+    await events_kit.start_consumer(events_stack, consumer)
+    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
 
     [first] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created("first")])
     await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=1))
@@ -113,8 +99,8 @@ async def test_a_handler_that_always_fails_is_parked_with_the_reason_after_max_a
 
     consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
     consumer.register(UserCreated, handle)
-    await started(events_stack, consumer)
-    await started_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+    await events_kit.start_consumer(events_stack, consumer)
+    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
 
     [poison] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created("poison")])
     [fine] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created("fine")])
@@ -146,7 +132,7 @@ async def test_a_malformed_body_is_parked_at_once_and_later_events_flow(
     queue = events_topology.queue("strict")
     consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
     consumer.register(UserCreated, events_kit.record_effect)
-    await started(events_stack, consumer)
+    await events_kit.start_consumer(events_stack, consumer)
     raw = await publisher(events_stack, settings)
 
     bodies = [b"{not json", b'{"UserCreated":{"user_id":"nope"}}', b'{"UserExploded":{}}']
@@ -180,7 +166,7 @@ async def test_a_seed_message_without_id_gets_a_stable_id_and_a_redelivery_is_a_
     queue = events_topology.queue("seed")
     consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
     consumer.register(UserCreated, events_kit.record_effect)
-    await started(events_stack, consumer)
+    await events_kit.start_consumer(events_stack, consumer)
     body = encode_event(events_kit.user_created("rusty"))
 
     for _ in range(2):  # a seed producer's message, and that message again (a redelivery, a re-send)
@@ -205,8 +191,8 @@ async def test_a_retry_comes_back_to_its_own_queue_only(
     steady = Consumer(queue=steady_queue, settings=settings, sessionmaker=events_sessionmaker)
     steady.register(UserCreated, events_kit.record_effect)
     for consumer in (flaky, steady):
-        await started(events_stack, consumer)
-    await started_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+        await events_kit.start_consumer(events_stack, consumer)
+    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
 
     await events_kit.write_events(events_sessionmaker, [events_kit.user_created()])
     await wait_until(lambda: events_kit.has_effects(events_engine, queue=flaky_queue, count=1))
@@ -234,7 +220,7 @@ async def test_stop_lets_the_handler_in_flight_finish_and_ack(
 
     consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
     consumer.register(UserCreated, slow)
-    await started(events_stack, consumer)
+    await events_kit.start_consumer(events_stack, consumer)
     raw = await publisher(events_stack, settings)
     await raw.exchange.publish(aio_pika.Message(encode_event(events_kit.user_created())), routing_key="user.created")
     async with asyncio.timeout(10):
@@ -262,8 +248,8 @@ async def test_a_consumer_survives_losing_the_broker_connection_without_a_restar
     events_stack.push_async_callback(proxy.close)
     consumer = Consumer(queue=queue, settings=events_topology.with_url(proxy.url), sessionmaker=events_sessionmaker)
     consumer.register(UserCreated, events_kit.record_effect)
-    await started(events_stack, consumer)
-    await started_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+    await events_kit.start_consumer(events_stack, consumer)
+    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
     await events_kit.write_events(events_sessionmaker, [events_kit.user_created("before")])
     await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=1))
 

@@ -43,20 +43,6 @@ async def outbox_rows(engine: AsyncEngine) -> list[Any]:
         return list((await conn.execute(select(outbox).order_by(outbox.c.created_at))).all())
 
 
-async def start_relay(stack: AsyncExitStack, relay: OutboxRelay) -> OutboxRelay:
-    await relay.start()
-    stack.push_async_callback(relay.stop)
-    return relay
-
-
-async def start_consumer(stack: AsyncExitStack, consumer: Consumer) -> Consumer:
-    await consumer.start()
-    stack.push_async_callback(consumer.stop)
-    async with asyncio.timeout(10):
-        await consumer.ready()
-    return consumer
-
-
 async def raw_queue(stack: AsyncExitStack, settings: Any, routing_key: str) -> asyncio.Queue[AbstractIncomingMessage]:
     """An exclusive queue bound to the test exchange: what the relay put on the wire, properties included."""
     broker = await connect(settings=settings, role="test listener")
@@ -77,7 +63,7 @@ async def test_a_rolled_back_use_case_leaves_no_row_and_publishes_nothing(
 ) -> None:
     settings = events_topology.settings
     wire = await raw_queue(events_stack, settings, "user.created")
-    await start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
 
     async def failing_use_case() -> None:
         async with events_sessionmaker() as session, session.begin():
@@ -107,7 +93,7 @@ async def test_the_relay_publishes_with_the_design_properties_and_marks_sent_aft
 ) -> None:
     settings = events_topology.settings
     wire = await raw_queue(events_stack, settings, "user.*")
-    await start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
     events = [events_kit.user_created(f"u{i}") for i in range(5)]
     ids = await events_kit.write_events(events_sessionmaker, events)
 
@@ -142,13 +128,13 @@ async def test_writes_succeed_while_the_broker_is_unreachable_and_every_event_fl
     queue = events_topology.queue("outage")
     consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
     consumer.register(UserCreated, events_kit.record_effect)
-    await start_consumer(events_stack, consumer)
+    await events_kit.start_consumer(events_stack, consumer)
     proxy = TcpProxy(target_url=settings.rabbitmq_url)
     await proxy.open()
     events_stack.push_async_callback(proxy.close)
     await proxy.close()  # the broker is unreachable from the relay's side from the start
     relay = OutboxRelay(engine=events_engine, settings=events_topology.with_url(proxy.url))
-    await start_relay(events_stack, relay)
+    await events_kit.start_relay(events_stack, relay)
 
     before = await events_kit.write_events(events_sessionmaker, [events_kit.user_created(f"b{i}") for i in range(3)])
     await asyncio.sleep(0.5)
@@ -187,7 +173,7 @@ async def test_a_relay_killed_between_the_broker_ack_and_mark_sent_republishes_a
     queue = events_topology.queue("crash")
     consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
     consumer.register(UserCreated, events_kit.record_effect)
-    await start_consumer(events_stack, consumer)
+    await events_kit.start_consumer(events_stack, consumer)
     acked: list[uuid.UUID] = []
 
     async def crash(sent: list[uuid.UUID]) -> None:
@@ -203,7 +189,7 @@ async def test_a_relay_killed_between_the_broker_ack_and_mark_sent_republishes_a
     await wait_until(lambda: events_kit.count_effects(events_engine, queue=queue), within=10)
     assert await pending(events_engine) == 1  # published, confirmed, yet not marked: the crash window
 
-    await start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
     await wait_until(lambda: all_sent(events_engine), within=10)
     labels = {"service": "events-test", "queue": queue, "routing_key": "user.created", "outcome": "duplicate"}
     await wait_until(lambda: REGISTRY.get_sample_value("events_consumed_total", labels) == 1, within=10)
@@ -242,8 +228,8 @@ async def test_an_unroutable_event_is_kept_in_the_unroutable_queue_and_not_repor
     queue = events_topology.queue("users-only")
     consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
     consumer.register(UserCreated, events_kit.record_effect)
-    await start_consumer(events_stack, consumer)
-    await start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+    await events_kit.start_consumer(events_stack, consumer)
+    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
     nobody_listens = PostDeleted(
         post_id=uuid.uuid4(), author_id=uuid.uuid4(), timestamp=events_kit.user_created().timestamp
     )
@@ -297,7 +283,7 @@ async def test_two_relays_on_one_outbox_never_publish_an_event_twice(
     ids = await events_kit.write_events(events_sessionmaker, [events_kit.user_created(f"u{i}") for i in range(300)])
 
     for _ in range(2):
-        await start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+        await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
     await wait_until(lambda: all_sent(events_engine), within=20)
     await asyncio.sleep(0.2)  # a duplicate publish would have landed by now
 

@@ -108,12 +108,8 @@ async def test_a_running_relay_and_consumer_prune_what_passed_their_retention(
     )
     consumer = Consumer(queue=events_topology.queue("pruned"), settings=settings, sessionmaker=events_sessionmaker)
     consumer.register(UserCreated, events_kit.record_effect)
-    await consumer.start()
-    events_stack.push_async_callback(consumer.stop)
-    await consumer.ready()
-    relay = OutboxRelay(engine=events_engine, settings=settings)
-    await relay.start()
-    events_stack.push_async_callback(relay.stop)
+    await events_kit.start_consumer(events_stack, consumer)
+    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
 
     [event_id] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created()])
 

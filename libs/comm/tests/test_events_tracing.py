@@ -1,6 +1,5 @@
 """Trace context across the broker: request -> outbox row -> relay's PRODUCER span -> consumer's CONSUMER span."""
 
-import asyncio
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -44,13 +43,8 @@ async def test_an_event_written_in_a_traced_request_is_published_and_consumed_in
 
     consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
     consumer.register(UserCreated, handle)
-    await consumer.start()
-    events_stack.push_async_callback(consumer.stop)
-    relay = OutboxRelay(engine=events_engine, settings=settings)
-    await relay.start()
-    events_stack.push_async_callback(relay.stop)
-    async with asyncio.timeout(10):
-        await consumer.ready()
+    await events_kit.start_consumer(events_stack, consumer)
+    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
 
     with trace.get_tracer("test").start_as_current_span("POST /api/users") as request:
         async with events_sessionmaker() as session, session.begin():
