@@ -1,4 +1,5 @@
-"""What a delivery carries besides its body: its event id, its attempt count, and the copy a failure republishes."""
+"""What a delivery carries besides its body: its event id, its attempt count, and the copies that a failure and a
+replay republish."""
 
 import uuid
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ _BROKER_HEADERS = (
     "x-first-death-reason",
     "x-delivery-count",
 )
+# The failure record a consumer adds (`_failure_headers`); a replay starts the count again.
+_FAILURE = ("x-attempts", "x-error", "x-first-failed-at", "x-last-failed-at", "x-queue", "x-routing-key")
 
 
 def event_id(message: AbstractIncomingMessage) -> uuid.UUID:
@@ -36,9 +39,21 @@ def attempt(message: AbstractIncomingMessage) -> int:
 
 def failed_copy(message: AbstractIncomingMessage, *, error: str, attempts: int, queue: str) -> aio_pika.Message:
     """The same event under the same id, with the failure recorded, for the retry or parking queue."""
+    return _copy(message, headers=_failure_headers(message, error=error, attempts=attempts, queue=queue))
+
+
+def replayed_copy(message: AbstractIncomingMessage) -> aio_pika.Message:
+    """A parked event sent back to its queue (comm.events.replay): same id, a fresh retry budget, `x-replays` + 1."""
+    kept = {key: value for key, value in (message.headers or {}).items() if key not in (*_BROKER_HEADERS, *_FAILURE)}
+    replays = (message.headers or {}).get("x-replays", 0)
+    kept["x-replays"] = replays + 1 if isinstance(replays, int) else 1
+    return _copy(message, headers=kept)
+
+
+def _copy(message: AbstractIncomingMessage, *, headers: dict[str, Any]) -> aio_pika.Message:
     return aio_pika.Message(
         body=message.body,
-        headers=_failure_headers(message, error=error, attempts=attempts, queue=queue),
+        headers=headers,
         message_id=str(event_id(message)),
         type=message.type,
         content_type=message.content_type,
