@@ -1,7 +1,7 @@
 """Benchmark (make bench): an authenticated article read through the gateway against the blog service's own read.
 
 The stack is the five apps as local processes, started as `make run` and the end-to-end tests start them
-(`python -m <service> serve --migrate`, the environment of tests/conftest.py), on temporary databases and a unique
+(`python -m <service> serve --migrate`, by comm.testing.local_platform), on temporary databases and a unique
 exchange and queue prefix, all removed at the end (also on Ctrl-C). The only difference: this script sets the apps'
 logging to warning and turns uvicorn's access log off, so logging does not dominate what is measured.
 
@@ -41,7 +41,6 @@ import logging
 import os
 import re
 import runpy
-import secrets
 import shutil
 import signal
 import statistics
@@ -51,7 +50,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -59,19 +58,13 @@ from typing import Any
 import httpx
 from loadgen import Generator, Result, pinned, wrk
 
-from comm.events.testing import delete_topology
 from comm.http.clients import AuthServiceClient
 from comm.settings import CommSettings
-from comm.testing import free_port, temporary_database, unique_name
+from comm.testing import SERVICES, WITH_DATABASE, LocalApps, local_platform
 from comm.tokens import HEADER, Identity, InternalTokens
 
 APPS_CORE, LOAD_CORE = 0, 1
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-# As tests/conftest.py has them (mirrored, not imported: that module is the test suite's and changes with it).
-SERVICES = ("auth", "user", "blog", "comment", "gateway")
-WITH_DATABASE = ("auth", "user", "blog", "comment")
-WITH_QUEUES = {"user": ("profile-sync", "comment-counts"), "comment": ("post-cleanup",)}
 
 
 # ---- The apps (child processes) ----------------------------------------------------------------------------------
@@ -94,17 +87,15 @@ def serve_app(service: str) -> None:
     runpy.run_module(service, run_name="__main__", alter_sys=True)
 
 
-@dataclass
-class Apps:
-    """The five apps, as tests/conftest.py's Stack runs them, pinned to the apps' core."""
+@dataclass(kw_only=True)
+class Apps(LocalApps):
+    """The five apps, as the end-to-end tests run them, but pinned to the apps' core and quieter (`serve_app`)."""
 
-    env: dict[str, str]
-    ports: dict[str, int]
-    logs: Path
-    processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    ready_within: float = 120.0  # five apps migrating at once on one core
 
-    def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.ports[service]}"
+    def command(self, service: str) -> list[str]:
+        """This script, as `serve_app`, on the apps' core."""
+        return [*pinned(APPS_CORE), sys.executable, __file__, "app", service]
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time (user + system) each app has used so far: what a request costs, whatever else the machine runs."""
@@ -115,98 +106,15 @@ class Apps:
                 spent[service] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
         return spent
 
-    async def start(self, service: str) -> None:
-        with (self.logs / f"{service}.log").open("ab") as log:
-            self.processes[service] = await asyncio.create_subprocess_exec(
-                *pinned(APPS_CORE),
-                sys.executable,
-                __file__,
-                "app",
-                service,
-                env=self.env,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        await self._wait_ready(service)
-
-    async def _wait_ready(self, service: str, within: float = 120.0) -> None:
-        async with httpx.AsyncClient(timeout=2) as client:
-            deadline = time.monotonic() + within
-            while time.monotonic() < deadline:
-                if self.processes[service].returncode is not None:
-                    log = (self.logs / f"{service}.log").read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"{service} exited:\n{log}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{self.url(service)}/ready")).status_code == 200:
-                        return
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"{service} not ready within {within:g} s")
-
-    async def stop(self) -> None:
-        for process in self.processes.values():
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
-        self.processes.clear()
-
-
-def environment(
-    *, databases: dict[str, str], ports: dict[str, int], exchange: str, prefix: str, broker_url: str, logs: Path
-) -> dict[str, str]:
-    """The apps' environment, as tests/conftest.py's `_environment` builds it (without its test-only trace export)."""
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(tuple(f"{s.upper()}_" for s in SERVICES))
-    }
-    env.update(
-        {
-            "RABBITMQ_URL": broker_url,
-            "EVENTS_EXCHANGE": exchange,
-            "INTERNAL_TOKEN_SECRET": secrets.token_hex(32),
-            "AUTH_DEV_SIGNING_KEY_FILE": str(logs / "auth-signing-key.pem"),
-            "USER_QUEUE_PREFIX": f"{prefix}.user",
-            "COMMENT_QUEUE_PREFIX": f"{prefix}.comment",
-            # The seed registers and comments from 127.0.0.1; runs back to back stay under the limits.
-            "GATEWAY_RATE_LIMIT_REGISTER": "10000/minute",
-            "GATEWAY_RATE_LIMIT_COMMENT": "10000/minute",
-        }
-    )
-    for service in SERVICES:
-        env[f"{service.upper()}_SERVICE_URL"] = f"http://127.0.0.1:{ports[service]}"
-        env[f"{service.upper()}_PORT"] = str(ports[service])
-        env[f"{service.upper()}_HOST"] = "127.0.0.1"
-    for service, url in databases.items():
-        env[f"{service.upper()}_DATABASE_URL"] = url
-    return env
-
 
 @contextlib.asynccontextmanager
 async def running_stack() -> AsyncIterator[Apps]:
     """Temporary databases, a unique exchange and queue prefix, the five apps; all gone on exit."""
-    exchange, prefix = unique_name("bench.events"), unique_name("bench")
-    rabbitmq_url = CommSettings().rabbitmq_url
-    async with contextlib.AsyncExitStack() as resources:
-        logs = Path(resources.enter_context(tempfile.TemporaryDirectory(prefix="bench-gateway-")))
-        databases = {s: await resources.enter_async_context(temporary_database(f"bench_{s}")) for s in WITH_DATABASE}
-        ports = {service: free_port() for service in SERVICES}
-        env = environment(
-            databases=databases, ports=ports, exchange=exchange, prefix=prefix, broker_url=rabbitmq_url, logs=logs
-        )
-        apps = Apps(env=env, ports=ports, logs=logs)
-        try:
-            await asyncio.gather(*(apps.start(service) for service in SERVICES))
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as logs:
+        # The seed registers and comments from 127.0.0.1; runs back to back stay under the limits.
+        limits = {"GATEWAY_RATE_LIMIT_REGISTER": "10000/minute", "GATEWAY_RATE_LIMIT_COMMENT": "10000/minute"}
+        async with local_platform(Apps, name="bench", logs=Path(logs), extra_env=limits) as apps:
             yield apps
-        finally:
-            await apps.stop()
-            queues = [
-                f"{prefix}.{service}.{concern}" for service, concerns in WITH_QUEUES.items() for concern in concerns
-            ]
-            await delete_topology(url=rabbitmq_url, exchange=exchange, queues=queues)
 
 
 # ---- Seed data ---------------------------------------------------------------------------------------------------

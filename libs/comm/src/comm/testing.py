@@ -2,18 +2,31 @@
 
 Tests use the real PostgreSQL and RabbitMQ (DESIGN §6); each run creates what it needs under a unique name and
 drops it afterwards, so suites can run side by side on the shared servers.
+
+This is the platform's test support, not only the library's: `local_platform` starts the platform's five services
+(named here, with their databases and consumer queues) as local processes, for the end-to-end tests and the benchmarks.
 """
 
 import asyncio
+import contextlib
 import os
+import secrets
 import socket
+import sys
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
+import httpx
 import uvicorn
+
+from comm.events.testing import delete_topology
+from comm.settings import CommSettings
 
 ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -73,3 +86,159 @@ async def serve(app: Any, *, port: int = 0, **config: Any) -> AsyncIterator[str]
     finally:
         server.should_exit = True
         await task
+
+
+# ---- The platform as local processes -------------------------------------------------------------------------------
+
+SERVICES = ("auth", "user", "blog", "comment", "gateway")
+WITH_DATABASE = ("auth", "user", "blog", "comment")
+QUEUES = {"user": ("profile-sync", "comment-counts"), "comment": ("post-cleanup",)}  # concerns, under the prefix
+
+
+def queue_names(prefix: str) -> list[str]:
+    """The consumer queues the apps declare under `<SERVICE>_QUEUE_PREFIX=<prefix>.<service>`."""
+    return [f"{prefix}.{service}.{concern}" for service, concerns in QUEUES.items() for concern in concerns]
+
+
+@dataclass(kw_only=True)
+class LocalApps:
+    """The five apps as child processes, one log file each in `logs`; `url(service)` reaches one directly.
+
+    Only processes started here are stopped or killed (by pid). Subclasses override `command` to launch an app
+    otherwise (pinned to a core, through a wrapper) and add what their runs need.
+    """
+
+    env: dict[str, str]
+    ports: dict[str, int]
+    logs: Path
+    ready_within: float = 60.0  # seconds; a first start migrates a fresh database
+    processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    @property
+    def gateway(self) -> str:
+        """The public API's base URL."""
+        return f"{self.url('gateway')}/api"
+
+    def command(self, service: str) -> list[str]:
+        """How one app is launched: as `make run` launches it, migrating its database first."""
+        return [sys.executable, "-m", service, "serve", *(["--migrate"] if service in WITH_DATABASE else [])]
+
+    async def start(self, service: str) -> None:
+        """Start one app and wait until it answers /ready."""
+        with (self.logs / f"{service}.log").open("ab") as log:
+            self.processes[service] = await asyncio.create_subprocess_exec(
+                *self.command(service), env=self.env, stdout=log, stderr=asyncio.subprocess.STDOUT
+            )
+        await self.wait_ready(service)
+
+    async def wait_ready(self, service: str) -> None:
+        """Until /ready answers 200; an app that exits meanwhile fails at once, with the end of its log."""
+        log = self.logs / f"{service}.log"
+        deadline = time.monotonic() + self.ready_within
+        async with httpx.AsyncClient(timeout=2) as client:
+            while time.monotonic() < deadline:
+                if self.processes[service].returncode is not None:
+                    raise RuntimeError(f"{service} exited (log: {log}):\n{log.read_text(errors='replace')[-3000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{self.url(service)}/ready")).status_code == 200:
+                        return
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"{service} not ready within {self.ready_within:g} s (log: {log})")
+
+    async def kill(self, service: str) -> None:
+        """SIGKILL one app: a crash, no graceful shutdown."""
+        process = self.processes.pop(service)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+    async def stop_all(self) -> None:
+        """SIGTERM to every app, a graceful shutdown of all at once; SIGKILL to any still running after 15 s."""
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        self.processes.clear()
+
+
+def platform_environment(
+    *,
+    databases: Mapping[str, str],
+    ports: Mapping[str, int],
+    exchange: str,
+    prefix: str,
+    broker_url: str,
+    logs: Path,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The apps' environment: this process's, without any `<SERVICE>_` setting of its own, wired to these databases,
+    ports, exchange and queue prefix; `extra` last, so a run can add or override settings."""
+    own = tuple(f"{service.upper()}_" for service in SERVICES)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(own)}
+    env.update(
+        {
+            "RABBITMQ_URL": broker_url,
+            "EVENTS_EXCHANGE": exchange,
+            "INTERNAL_TOKEN_SECRET": secrets.token_hex(32),
+            "AUTH_DEV_SIGNING_KEY_FILE": str(logs / "auth-signing-key.pem"),
+            **{f"{service.upper()}_QUEUE_PREFIX": f"{prefix}.{service}" for service in QUEUES},
+        }
+    )
+    for service in SERVICES:
+        env[f"{service.upper()}_SERVICE_URL"] = f"http://127.0.0.1:{ports[service]}"
+        env[f"{service.upper()}_PORT"] = str(ports[service])
+        env[f"{service.upper()}_HOST"] = "127.0.0.1"
+    for service, url in databases.items():
+        env[f"{service.upper()}_DATABASE_URL"] = url
+    env.update(extra or {})
+    return env
+
+
+AppsT = TypeVar("AppsT", bound=LocalApps)
+
+
+@asynccontextmanager
+async def local_platform(
+    apps: Callable[..., AppsT],
+    *,
+    name: str,
+    logs: Path,
+    broker_url: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> AsyncIterator[AppsT]:
+    """The five apps started together on temporary databases, free ports, a unique exchange and queue prefix (all
+    named after `name`); on exit the apps stopped, the exchange and queues deleted, the databases dropped.
+
+    `apps(env=, ports=, logs=)` makes the LocalApps (a subclass, or a partial that adds its fields); `broker_url` is
+    where the apps reach RabbitMQ (a proxy, say); the topology is deleted on the broker itself.
+    """
+    rabbitmq_url = CommSettings().rabbitmq_url
+    exchange, prefix = unique_name(f"{name}.events"), unique_name(name)
+    async with contextlib.AsyncExitStack() as resources:
+        databases = {s: await resources.enter_async_context(temporary_database(f"{name}_{s}")) for s in WITH_DATABASE}
+        ports = {service: free_port() for service in SERVICES}
+        env = platform_environment(
+            databases=databases,
+            ports=ports,
+            exchange=exchange,
+            prefix=prefix,
+            broker_url=broker_url or rabbitmq_url,
+            logs=logs,
+            extra=extra_env,
+        )
+        platform = apps(env=env, ports=ports, logs=logs)
+        try:
+            await asyncio.gather(*(platform.start(service) for service in SERVICES))
+            yield platform
+        finally:
+            await platform.stop_all()
+            await delete_topology(url=rabbitmq_url, exchange=exchange, queues=queue_names(prefix))
