@@ -358,7 +358,10 @@ def test_prometheus_scrapes_every_app(deployed: dict[str, Any]) -> None:
     config = yaml.safe_load((INFRA / "prometheus" / "prometheus.yml").read_text())
     (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "blog-platform"]
     targets = {target for static in job["static_configs"] for target in static["targets"]}
-    assert targets == {f"{app}:{settings.port}" for app, settings in deployed.items()}
+    # Each app's own port, but the gateway's metrics port: its own port is public and serves no /metrics.
+    ports = {app: getattr(settings, "metrics_port", settings.port) for app, settings in deployed.items()}
+    assert ports["gateway"] != deployed["gateway"].port
+    assert targets == {f"{app}:{port}" for app, port in ports.items()}
     assert job.get("metrics_path", "/metrics") == "/metrics"
     assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
 

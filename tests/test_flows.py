@@ -151,7 +151,7 @@ async def test_the_sixth_rapid_failed_login_is_rate_limited(api: httpx.AsyncClie
 async def _served(stack: Stack, service: str) -> dict[tuple[str, str], float]:
     """Requests a service has served so far, by (method, route template), from its own /metrics."""
     async with httpx.AsyncClient() as client:
-        text = (await client.get(f"{stack.url(service)}/metrics")).text
+        text = (await client.get(stack.metrics_url(service))).text
     counts: dict[tuple[str, str], float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

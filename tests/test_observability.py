@@ -178,7 +178,7 @@ def parse_scrapes(texts: list[str]) -> Scrape:
 
 
 async def consumed(client: httpx.AsyncClient, stack: Stack) -> float:
-    text = (await client.get(f"{stack.url('user')}/metrics")).text
+    text = (await client.get(stack.metrics_url("user"))).text
     return sum(
         sample.value
         for family in text_string_to_metric_families(text)
@@ -212,7 +212,7 @@ async def test_every_queried_metric_is_exported_by_the_apps(stack: Stack, api: h
             return await consumed(client, stack) >= before + 2
 
         await wait_until(events_consumed, within=30, interval=0.2)
-        responses = await asyncio.gather(*(client.get(f"{stack.url(s)}/metrics") for s in SERVICES))
+        responses = await asyncio.gather(*(client.get(stack.metrics_url(s)) for s in SERVICES))
     assert [r.status_code for r in responses] == [200] * len(SERVICES)
     scrape = parse_scrapes([response.text for response in responses])
 
@@ -265,3 +265,19 @@ async def test_the_image_healthcheck_passes_on_live_apps_and_fails_without_one(s
     statuses = await asyncio.gather(*(healthcheck(s, stack.ports[s]) for s in SERVICES))
     assert dict(zip(SERVICES, statuses, strict=True)) == dict.fromkeys(SERVICES, 0)
     assert await healthcheck("gateway", closed_port()) != 0
+
+
+async def test_the_gateway_keeps_its_metrics_off_the_public_port(stack: Stack, api: httpx.AsyncClient) -> None:
+    assert (await api.get("/tags")).status_code == 200
+    async with httpx.AsyncClient(timeout=10) as client:
+        public = await client.get(f"{stack.url('gateway')}/metrics")
+        private = await client.get(stack.metrics_url("gateway"))
+    assert public.status_code == 404
+    assert public.json() == {"errors": {"body": ["Not Found"]}}
+    served = {
+        sample.labels["path"]
+        for family in text_string_to_metric_families(private.text)
+        for sample in family.samples
+        if sample.name == "http_requests_total" and sample.labels["service"] == "gateway"
+    }
+    assert "/api/tags" in served

@@ -8,12 +8,17 @@ process (registering a name twice is a duplicate-timeseries error). The `service
 Sections: HTTP server, HTTP client (breaker, retries), events (comm.events.metrics, same registry).
 """
 
+import logging
+from collections.abc import Callable
+
 from fastapi import FastAPI
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator.metrics import Info
 
-__all__ = ["REGISTRY", "record_error", "setup_metrics"]
+__all__ = ["REGISTRY", "record_error", "serve_metrics", "setup_metrics"]
+
+log = logging.getLogger(__name__)
 
 # ---- HTTP server: requests, latency, errors ---------------------------------------------------------------------
 
@@ -35,8 +40,9 @@ ERRORS = Counter(
 )
 
 
-def setup_metrics(app: FastAPI, service_name: str) -> None:
-    """Count and time every request of `app` under `service_name`, and serve `/metrics`."""
+def setup_metrics(app: FastAPI, service_name: str, *, expose: bool = True) -> None:
+    """Count and time every request of `app` under `service_name`, and serve `/metrics` unless `expose` is False
+    (the gateway, whose port is public, serves them on a port of their own: `serve_metrics`)."""
     app.state.metrics_service = service_name
 
     def observe(info: Info) -> None:
@@ -50,7 +56,25 @@ def setup_metrics(app: FastAPI, service_name: str) -> None:
         excluded_handlers=["^/metrics$"],
         registry=REGISTRY,
     )
-    instrumentator.add(observe).instrument(app).expose(app, include_in_schema=False)
+    instrumentator.add(observe).instrument(app)
+    if expose:
+        instrumentator.expose(app, include_in_schema=False)
+
+
+def serve_metrics(*, host: str, port: int) -> Callable[[], None]:
+    """Serve the registry at `http://host:port/metrics` from a thread of its own; returns the function that stops it.
+
+    For an app whose own port is public: route names, error counts and downstream health are for the operator's
+    Prometheus, not for every client. prometheus_client's server is made for exactly this side port."""
+    server, thread = start_http_server(port, addr=host, registry=REGISTRY)
+    log.info("metrics on http://%s:%d/metrics", host, server.server_port)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop
 
 
 def record_error(app: FastAPI, *, error_type: str) -> None:

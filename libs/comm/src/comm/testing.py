@@ -117,6 +117,12 @@ class LocalApps:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
+    def metrics_url(self, service: str) -> str:
+        """Where an app serves its metrics: on its own port, but the gateway's on its metrics port."""
+        if service == "gateway":
+            return f"http://127.0.0.1:{self.env['GATEWAY_METRICS_PORT']}/metrics"
+        return f"{self.url(service)}/metrics"
+
     @property
     def gateway(self) -> str:
         """The public API's base URL."""
@@ -190,6 +196,7 @@ def platform_environment(
             "EVENTS_EXCHANGE": exchange,
             "INTERNAL_TOKEN_SECRET": secrets.token_hex(32),
             "AUTH_DEV_SIGNING_KEY_FILE": str(logs / "auth-signing-key.pem"),
+            "GATEWAY_METRICS_PORT": str(free_port()),
             **{f"{service.upper()}_QUEUE_PREFIX": f"{prefix}.{service}" for service in QUEUES},
         }
     )

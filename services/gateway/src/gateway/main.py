@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from comm.bootstrap import bootstrap_app
+from comm.metrics import serve_metrics
 from gateway.deps import Upstreams
 from gateway.edge import EdgeMiddleware
 from gateway.identity import TokenValidator
@@ -38,15 +39,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             upstreams.auth, ttl_seconds=settings.token_cache_ttl_seconds, size=settings.token_cache_size
         )
         app.state.rate_limiter = RateLimiter(settings)
+        stop_metrics = serve_metrics(host=settings.host, port=settings.metrics_port)
         try:
             yield
         finally:
+            stop_metrics()
             await upstreams.aclose()
 
     app = FastAPI(
         title="Conduit API (blog platform gateway)", version="1.1.0", description=DESCRIPTION, lifespan=lifespan
     )
-    bootstrap_app(app, settings, max_body_bytes=settings.max_body_bytes, ready_checks={})
+    # Its port is public: /metrics goes to a port of its own (GATEWAY_METRICS_PORT), for the operator's Prometheus.
+    bootstrap_app(app, settings, max_body_bytes=settings.max_body_bytes, ready_checks={}, expose_metrics=False)
     app.add_middleware(EdgeMiddleware)
     app.add_middleware(
         CORSMiddleware,

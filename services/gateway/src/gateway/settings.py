@@ -16,6 +16,8 @@ class GatewaySettings(CommSettings):
     service_name: str = "gateway"
     host: str = "127.0.0.1"
     port: int = 3000
+    # /metrics is served here, on the same host but not on the public port (0: any free port, for tests).
+    metrics_port: int = 9464
     max_body_bytes: int = 256 * 1024
 
     # A validated user token is trusted this long without asking auth again: revocation takes effect within it.
