@@ -81,25 +81,25 @@ async def update_profile(session: AsyncSession, *, user_id: uuid.UUID, data: Pro
 async def follow(session: AsyncSession, *, follower_id: uuid.UUID, username: str) -> ProfileOut:
     """Follow a user by username; following again changes nothing."""
     async with session.begin():
-        followee = await _by_username(session, username)
-        if followee.user_id == follower_id:
+        followee_id = await _holder_of(session, username)
+        if followee_id == follower_id:
             raise CannotFollowYourself()
         await session.execute(
-            insert(Follow).values(follower_id=follower_id, followee_id=followee.user_id).on_conflict_do_nothing()
+            insert(Follow).values(follower_id=follower_id, followee_id=followee_id).on_conflict_do_nothing()
         )
-        return await _one(session, Profile.user_id == followee.user_id, viewer_id=follower_id)
+        return await _one(session, Profile.user_id == followee_id, viewer_id=follower_id)
 
 
 async def unfollow(session: AsyncSession, *, follower_id: uuid.UUID, username: str) -> ProfileOut:
     """Stop following a user by username; unfollowing someone not followed changes nothing."""
     async with session.begin():
-        followee = await _by_username(session, username)
-        if followee.user_id == follower_id:
+        followee_id = await _holder_of(session, username)
+        if followee_id == follower_id:
             raise CannotFollowYourself()
         await session.execute(
-            delete(Follow).where(Follow.follower_id == follower_id, Follow.followee_id == followee.user_id)
+            delete(Follow).where(Follow.follower_id == follower_id, Follow.followee_id == followee_id)
         )
-        return await _one(session, Profile.user_id == followee.user_id, viewer_id=follower_id)
+        return await _one(session, Profile.user_id == followee_id, viewer_id=follower_id)
 
 
 async def followed_ids(session: AsyncSession, *, user_id: uuid.UUID) -> list[uuid.UUID]:
@@ -148,11 +148,12 @@ def _holders_of(usernames: Sequence[str]) -> Select[uuid.UUID]:
     )
 
 
-async def _by_username(session: AsyncSession, username: str) -> Profile:
-    profile = await session.scalar(select(Profile).where(Profile.user_id == _holders_of([username]).scalar_subquery()))
-    if profile is None:
+async def _holder_of(session: AsyncSession, username: str) -> uuid.UUID:
+    """The user id that holds `username` now."""
+    user_id = await session.scalar(_holders_of([username]))
+    if user_id is None:
         raise ProfileNotFound()
-    return profile
+    return user_id
 
 
 async def _present(
