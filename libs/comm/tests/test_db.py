@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from comm.db import ReadSession, Session, open_database
 from comm.errors import install_error_handlers
-from comm.testing import temporary_database
+from comm.testing import free_port, temporary_database
 
 
 async def same_xact(session: AsyncSession) -> bool:
@@ -95,3 +95,21 @@ async def test_a_write_on_a_lost_connection_is_503_and_stores_nothing_half_done(
             assert await conn.fetchval("SELECT count(*) FROM t") == 2  # the failed write left no row
         finally:
             await conn.close()
+
+
+async def test_a_database_that_refuses_connections_is_503_not_500() -> None:
+    async with AsyncExitStack() as stack:
+        app = FastAPI()
+        install_error_handlers(app)
+        await open_database(stack, app, f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nothing")
+
+        @app.get("/read")
+        async def read(session: ReadSession) -> int | None:
+            return await session.scalar(text("SELECT 1"))
+
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            response = await client.get("/read")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json() == {"errors": {"body": ["database unavailable, try again"]}}
