@@ -1,5 +1,6 @@
 """Token validation: good answers are cached for the TTL only, refusals never; forged headers are dropped."""
 
+import asyncio
 import uuid
 
 import httpx
@@ -53,6 +54,50 @@ async def test_refusals_are_not_cached() -> None:
         with pytest.raises(TokenRejected):
             await validator.validate("bad")
     assert len(calls) == 2
+
+
+async def test_concurrent_requests_with_one_token_share_one_validation_and_its_refusal() -> None:
+    calls: list[str] = []
+    accept = True
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        await asyncio.sleep(0.05)  # auth takes a moment: every request below arrives meanwhile
+        if accept:
+            return httpx.Response(200, json=USER)
+        return httpx.Response(401, json={"errors": {"body": ["token is invalid"]}})
+
+    auth = AuthServiceClient(settings=GatewaySettings(), transport=httpx.MockTransport(handler))
+    validator = TokenValidator(auth, ttl_seconds=5, size=100)
+    users = await asyncio.gather(*(validator.validate("t") for _ in range(20)))
+    assert {user.username for user in users} == {"alice"}
+    assert calls == ["/auth/validate"]
+
+    accept = False
+    refusals = await asyncio.gather(*(validator.validate("bad") for _ in range(20)), return_exceptions=True)
+    assert all(isinstance(refusal, TokenRejected) for refusal in refusals)
+    assert len(calls) == 2
+    with pytest.raises(TokenRejected):  # shared, not cached: the next request asks again
+        await validator.validate("bad")
+    assert len(calls) == 3
+
+
+async def test_a_request_that_goes_away_does_not_cancel_the_validation_others_wait_for() -> None:
+    calls: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        await asyncio.sleep(0.05)
+        return httpx.Response(200, json=USER)
+
+    auth = AuthServiceClient(settings=GatewaySettings(), transport=httpx.MockTransport(handler))
+    validator = TokenValidator(auth, ttl_seconds=5, size=100)
+    leaving = asyncio.create_task(validator.validate("t"))
+    staying = asyncio.create_task(validator.validate("t"))
+    await asyncio.sleep(0.01)
+    leaving.cancel()
+    assert (await staying).username == "alice"
+    assert calls == ["/auth/validate"]
 
 
 async def test_edge_drops_identity_headers_and_marks_authenticated_answers_no_store() -> None:

@@ -1,14 +1,17 @@
 """Who is calling: `Authorization: Token <jwt>` validated by auth (seed §4.1), cached for a few seconds.
 
 A positive answer is cached for `token_cache_ttl_seconds` (default 5 s), so a revoked token stops working within
-that time; refusals are never cached. The gateway then calls services on the viewer's behalf with internal tokens
-(comm.tokens) that carry the viewer's id and roles; nothing the client sends is forwarded as identity.
+that time; refusals are never cached. Concurrent requests with one token share one validation. The gateway then
+calls services on the viewer's behalf with internal tokens (comm.tokens) that carry the viewer's id and roles;
+nothing the client sends is forwarded as identity.
 """
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 from cachetools import TTLCache
@@ -47,14 +50,34 @@ class TokenValidator:
     ) -> None:
         self._auth = auth
         self._cache: TTLCache[bytes, User] = TTLCache(maxsize=size, ttl=ttl_seconds, timer=timer)
+        # One question to auth per token at a time: when an answer expires, the requests that a front end sends
+        # together (a page's articles, tags, profile ...) wait for one validation instead of sending one each.
+        # Hand-written (a dict of tasks): async-lru would coalesce too, but it keys on the raw token and cannot
+        # leave refusals uncached while sharing them with the requests waiting at that moment.
+        self._asking: dict[bytes, asyncio.Task[User]] = {}
 
     async def validate(self, token: str) -> User:
         key = hashlib.sha256(token.encode()).digest()
         user = self._cache.get(key)
-        if user is None:
-            user = await self._auth.validate_token(token)
-            self._cache[key] = user
+        if user is not None:
+            return user
+        task = self._asking.get(key)
+        if task is None:
+            task = asyncio.create_task(self._ask(key, token))
+            self._asking[key] = task
+            task.add_done_callback(partial(self._asked, key))
+        # Shielded: a request that goes away (client disconnect) does not cancel the others' validation.
+        return await asyncio.shield(task)
+
+    async def _ask(self, key: bytes, token: str) -> User:
+        user = await self._auth.validate_token(token)
+        self._cache[key] = user
         return user
+
+    def _asked(self, key: bytes, task: asyncio.Task[User]) -> None:
+        self._asking.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here, so a refusal nobody waits for any more is not logged as lost
 
     def forget(self, token: str) -> None:
         """Drop a cached answer (after the user changed, so the next read sees the change)."""
