@@ -30,6 +30,7 @@ from pydantic import AliasChoices, SecretStr
 
 from auth.settings import AuthSettings
 from blog.settings import BlogSettings
+from comm.events.broker import Topology
 from comm.settings import CommSettings
 from comment.settings import CommentSettings
 from gateway.settings import GatewaySettings
@@ -320,6 +321,21 @@ def test_broker_credentials_and_policies_match_the_definitions(deployed: dict[st
     assert any(b["source"] == parked for b in definitions["bindings"])
     config = (INFRA / "rabbitmq" / "rabbitmq.conf").read_text()
     assert "definitions.local.path = /etc/rabbitmq/definitions.json" in config
+
+
+def test_the_events_exchange_gets_its_alternate_exchange_from_a_policy(deployed: dict[str, Any]) -> None:
+    """Declared as the seed declares it (no arguments), so its alternate exchange comes from a policy."""
+    definitions = json.loads((INFRA / "rabbitmq" / "definitions.json").read_text())
+    topology = Topology(exchange=deployed["blog"].events_exchange)
+    (policy,) = [p for p in definitions["policies"] if p["apply-to"] == "exchanges"]
+    assert re.search(policy["pattern"], topology.exchange)
+    assert not re.search(policy["pattern"], topology.unroutable)
+    assert policy["definition"] == {"alternate-exchange": topology.unroutable}
+    exchanges = {e["name"]: e for e in definitions["exchanges"]}
+    assert (exchanges[topology.exchange]["type"], exchanges[topology.exchange]["arguments"]) == ("topic", {})
+    assert exchanges[topology.unroutable]["type"] == "fanout"
+    bindings = {(b["source"], b["destination"], b["destination_type"]) for b in definitions["bindings"]}
+    assert (topology.unroutable, topology.unroutable, "queue") in bindings
 
 
 def test_tracing_goes_to_the_collector_and_on_to_jaeger(compose: dict[str, Any], deployed: dict[str, Any]) -> None:
