@@ -244,7 +244,10 @@ async def local_platform(
         )
         platform = apps(env=env, ports=ports, logs=logs)
         try:
-            await asyncio.gather(*(platform.start(service) for service in SERVICES))
+            # A task group: when one app fails to start, the others stop waiting for theirs (and are stopped below).
+            async with asyncio.TaskGroup() as starting:
+                for service in SERVICES:
+                    starting.create_task(platform.start(service))
             yield platform
         finally:
             await platform.stop_all()
