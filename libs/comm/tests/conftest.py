@@ -1,11 +1,12 @@
-"""Fixtures of the comm suite. Event fixtures are prefixed `events_` (the HTTP half keeps its own names)."""
+"""Fixtures of the comm suite. Event fixtures are prefixed `events_` or bundled in `events` (HTTP has its own)."""
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 import pytest
 from opentelemetry import trace
@@ -16,7 +17,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, func, ins
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from comm.db import create_engine, create_sessionmaker
-from comm.events.consumer import Consumer, EventMeta
+from comm.events.consumer import Consumer, EventMeta, Handler
 from comm.events.models import Event, UserCreated
 from comm.events.outbox import add_event
 from comm.events.relay import OutboxRelay
@@ -37,11 +38,6 @@ effects = Table(
     Column("queue", String(255), nullable=False),
     Column("event_id", Uuid, nullable=False),
 )
-
-
-async def has_effects(engine: AsyncEngine, *, queue: str, count: int) -> bool:
-    """Whether exactly `count` applications happened on `queue` (a `wait_until` predicate)."""
-    return await count_effects(engine, queue=queue) == count
 
 
 @dataclass
@@ -97,73 +93,94 @@ async def events_topology() -> AsyncIterator[EventsTopology]:
         await delete_topology(url=RABBITMQ_URL, exchange=settings.events_exchange, queues=topology.queues)
 
 
+@dataclass
+class Events:
+    """A test's events set-up in one fixture: its database, exchange and queues, and the relays and consumers it starts.
+
+    What it starts stops when the test ends, before the database and the exchange go. Test modules cannot import
+    from here (importlib mode), so the helpers come with it.
+    """
+
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    topology: EventsTopology
+    stack: AsyncExitStack
+
+    effects: ClassVar[Table] = effects
+
+    @property
+    def settings(self) -> CommSettings:
+        return self.topology.settings
+
+    def queue(self, concern: str) -> str:
+        """The queue for `concern` under the test's exchange, deleted at teardown."""
+        return self.topology.queue(concern)
+
+    def with_url(self, url: str) -> CommSettings:
+        """The test's settings with another broker URL (a TcpProxy's)."""
+        return self.topology.with_url(url)
+
+    async def consumer(
+        self, concern: str, handlers: Mapping[type[Event], Handler[Any]], *, settings: CommSettings | None = None
+    ) -> Consumer:
+        """Start a consumer on the queue for `concern` and wait until it consumes; stopped at teardown."""
+        consumer = Consumer(
+            queue=self.queue(concern), settings=settings or self.settings, sessionmaker=self.sessionmaker
+        )
+        for model, handler in handlers.items():
+            consumer.register(model, handler)
+        await consumer.start()
+        self.stack.push_async_callback(consumer.stop)
+        async with asyncio.timeout(10):
+            await consumer.ready()
+        return consumer
+
+    async def relay(self, *, settings: CommSettings | None = None) -> OutboxRelay:
+        """Start a relay on the test's outbox; stopped at teardown."""
+        relay = OutboxRelay(engine=self.engine, settings=settings or self.settings)
+        await relay.start()
+        self.stack.push_async_callback(relay.stop)
+        return relay
+
+    @staticmethod
+    def user_created(username: str = "alice") -> UserCreated:
+        """A fresh event."""
+        return UserCreated(
+            user_id=uuid.uuid4(), username=username, email=f"{username}@example.com", timestamp=datetime.now(UTC)
+        )
+
+    async def write_events(self, events: list[Event]) -> list[uuid.UUID]:
+        """Commit the events in one use-case transaction, as a service would."""
+        async with self.sessionmaker() as session, session.begin():
+            return [await add_event(session, event) for event in events]
+
+    @staticmethod
+    async def record_effect(session: AsyncSession, event: Event, meta: EventMeta) -> None:
+        """A handler whose side effect is one `effects` row per application."""
+        await session.execute(insert(effects).values(queue=meta.queue, event_id=meta.event_id))
+
+    async def count_effects(self, *, queue: str, event_id: uuid.UUID | None = None) -> int:
+        """How many times handlers on `queue` applied events (or this event)."""
+        query = select(func.count()).select_from(effects).where(effects.c.queue == queue)
+        if event_id is not None:
+            query = query.where(effects.c.event_id == event_id)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def has_effects(self, *, queue: str, count: int) -> bool:
+        """Whether exactly `count` applications happened on `queue` (a `wait_until` predicate)."""
+        return await self.count_effects(queue=queue) == count
+
+
 @pytest.fixture
-async def events_stack(events_engine: AsyncEngine, events_topology: EventsTopology) -> AsyncIterator[AsyncExitStack]:
-    """Relays and consumers a test starts are stopped here, before their database and exchange go."""
+async def events(
+    events_engine: AsyncEngine,
+    events_sessionmaker: async_sessionmaker[AsyncSession],
+    events_topology: EventsTopology,
+) -> AsyncIterator[Events]:
+    """Its stack closes before the database and the exchange go, since it depends on their fixtures."""
     async with AsyncExitStack() as stack:
-        yield stack
-
-
-def user_created(username: str = "alice") -> UserCreated:
-    """A fresh event (helpers reach test modules as fixtures: importlib mode has no conftest imports)."""
-    return UserCreated(
-        user_id=uuid.uuid4(), username=username, email=f"{username}@example.com", timestamp=datetime.now(UTC)
-    )
-
-
-async def write_events(sessionmaker: async_sessionmaker[AsyncSession], events: list[Event]) -> list[uuid.UUID]:
-    """Commit the events in one use-case transaction, as a service would."""
-    async with sessionmaker() as session, session.begin():
-        return [await add_event(session, event) for event in events]
-
-
-async def record_effect(session: AsyncSession, event: Event, meta: EventMeta) -> None:
-    """A handler whose side effect is one `effects` row per application."""
-    await session.execute(insert(effects).values(queue=meta.queue, event_id=meta.event_id))
-
-
-async def count_effects(engine: AsyncEngine, *, queue: str, event_id: uuid.UUID | None = None) -> int:
-    """How many times handlers on `queue` applied events (or this event)."""
-    query = select(func.count()).select_from(effects).where(effects.c.queue == queue)
-    if event_id is not None:
-        query = query.where(effects.c.event_id == event_id)
-    async with engine.connect() as conn:
-        return int((await conn.execute(query)).scalar_one())
-
-
-async def start_relay(stack: AsyncExitStack, relay: OutboxRelay) -> OutboxRelay:
-    """Start a relay, stopped when `stack` closes (before the test's database and exchange go)."""
-    await relay.start()
-    stack.push_async_callback(relay.stop)
-    return relay
-
-
-async def start_consumer(stack: AsyncExitStack, consumer: Consumer) -> Consumer:
-    """Start a consumer and wait until it consumes; stopped when `stack` closes."""
-    await consumer.start()
-    stack.push_async_callback(consumer.stop)
-    async with asyncio.timeout(10):
-        await consumer.ready()
-    return consumer
-
-
-class EventsKit:
-    """The helpers above, handed to tests as one fixture."""
-
-    effects = effects
-
-    user_created = staticmethod(user_created)
-    write_events = staticmethod(write_events)
-    record_effect = staticmethod(record_effect)
-    count_effects = staticmethod(count_effects)
-    start_relay = staticmethod(start_relay)
-    start_consumer = staticmethod(start_consumer)
-    has_effects = staticmethod(has_effects)
-
-
-@pytest.fixture
-def events_kit() -> EventsKit:
-    return EventsKit()
+        yield Events(engine=events_engine, sessionmaker=events_sessionmaker, topology=events_topology, stack=stack)
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,11 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import REGISTRY
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from comm.events.broker import Broker, connect, declare_consumer_queue
-from comm.events.consumer import Consumer, EventMeta
+from comm.events.consumer import EventMeta
 from comm.events.models import Event, UserCreated, encode_event
-from comm.events.relay import OutboxRelay
 from comm.events.testing import TcpProxy, publish_without_message_id, take_messages, wait_until
 from comm.settings import CommSettings
 
@@ -38,8 +37,8 @@ async def parked(settings: CommSettings, queue: str, into: list[AbstractIncoming
 class Flaky:
     """A handler that fails its first `failures` calls per event, then records the effect."""
 
-    def __init__(self, kit: Any, *, failures: int) -> None:
-        self.kit = kit
+    def __init__(self, events: Any, *, failures: int) -> None:
+        self.events = events
         self.failures = failures
         self.calls: dict[uuid.UUID, int] = {}
         self.attempts_seen: list[int] = []
@@ -49,30 +48,21 @@ class Flaky:
         self.attempts_seen.append(meta.attempt)
         if self.calls[meta.event_id] <= self.failures:
             raise ConnectionResetError(f"downstream hiccup {self.calls[meta.event_id]}")
-        await self.kit.record_effect(session, event, meta)
+        await self.events.record_effect(session, event, meta)
 
 
-async def test_a_handler_that_fails_twice_then_succeeds_applies_the_event_once(
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
-) -> None:
-    settings = events_topology.settings
-    queue = events_topology.queue("flaky")
-    flaky = Flaky(events_kit, failures=2)
-    consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
-    consumer.register(UserCreated, flaky)
-    await events_kit.start_consumer(events_stack, consumer)
-    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+async def test_a_handler_that_fails_twice_then_succeeds_applies_the_event_once(events: Any) -> None:
+    settings = events.settings
+    flaky = Flaky(events, failures=2)
+    queue = (await events.consumer("flaky", {UserCreated: flaky})).queue
+    await events.relay()
 
-    [first] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created("first")])
-    await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=1))
-    [later] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created("later")])
-    await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=2))
+    [first] = await events.write_events([events.user_created("first")])
+    await wait_until(lambda: events.has_effects(queue=queue, count=1))
+    [later] = await events.write_events([events.user_created("later")])
+    await wait_until(lambda: events.has_effects(queue=queue, count=2))
 
-    assert await events_kit.count_effects(events_engine, queue=queue, event_id=first) == 1
+    assert await events.count_effects(queue=queue, event_id=first) == 1
     assert flaky.calls[first] == 3
     assert flaky.attempts_seen[:3] == [1, 2, 3]
     assert (consumed(queue, "retried"), consumed(queue, "ok"), consumed(queue, "parked")) == (4, 2, 0)
@@ -80,30 +70,21 @@ async def test_a_handler_that_fails_twice_then_succeeds_applies_the_event_once(
     assert later in flaky.calls
 
 
-async def test_a_handler_that_always_fails_is_parked_with_the_reason_after_max_attempts(
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
-) -> None:
-    settings = events_topology.settings  # events_max_attempts=4
-    queue = events_topology.queue("doomed")
+async def test_a_handler_that_always_fails_is_parked_with_the_reason_after_max_attempts(events: Any) -> None:
+    settings = events.settings  # events_max_attempts=4
     calls: list[str] = []
 
     async def handle(session: AsyncSession, event: UserCreated, meta: EventMeta) -> None:
         calls.append(event.username)
         if event.username == "poison":
             raise ValueError("username is poison")
-        await events_kit.record_effect(session, event, meta)
+        await events.record_effect(session, event, meta)
 
-    consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
-    consumer.register(UserCreated, handle)
-    await events_kit.start_consumer(events_stack, consumer)
-    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+    queue = (await events.consumer("doomed", {UserCreated: handle})).queue
+    await events.relay()
 
-    [poison] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created("poison")])
-    [fine] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created("fine")])
+    [poison] = await events.write_events([events.user_created("poison")])
+    [fine] = await events.write_events([events.user_created("fine")])
     dlq: list[AbstractIncomingMessage] = []
     await wait_until(lambda: parked(settings, queue, dlq))
 
@@ -116,29 +97,20 @@ async def test_a_handler_that_always_fails_is_parked_with_the_reason_after_max_a
     assert headers["x-routing-key"] == "user.created"
     assert "x-death" not in headers  # the broker's dead-letter history is not carried into the parked copy
     assert calls.count("poison") == 4
-    assert await events_kit.count_effects(events_engine, queue=queue, event_id=fine) == 1
-    assert await events_kit.count_effects(events_engine, queue=queue) == 1
+    assert await events.count_effects(queue=queue, event_id=fine) == 1
+    assert await events.count_effects(queue=queue) == 1
     assert consumed(queue, "parked") == 1
 
 
-async def test_a_malformed_body_is_parked_at_once_and_later_events_flow(
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
-) -> None:
-    settings = events_topology.settings
-    queue = events_topology.queue("strict")
-    consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
-    consumer.register(UserCreated, events_kit.record_effect)
-    await events_kit.start_consumer(events_stack, consumer)
-    raw = await publisher(events_stack, settings)
+async def test_a_malformed_body_is_parked_at_once_and_later_events_flow(events: Any) -> None:
+    settings = events.settings
+    queue = (await events.consumer("strict", {UserCreated: events.record_effect})).queue
+    raw = await publisher(events.stack, settings)
 
     bodies = [b"{not json", b'{"UserCreated":{"user_id":"nope"}}', b'{"UserExploded":{}}']
     for body in bodies:
         await raw.exchange.publish(aio_pika.Message(body, message_id=str(uuid.uuid4())), routing_key="user.created")
-    good = events_kit.user_created("good")
+    good = events.user_created("good")
     await raw.exchange.publish(aio_pika.Message(encode_event(good)), routing_key="user.created")
     dlq: list[AbstractIncomingMessage] = []
 
@@ -146,7 +118,7 @@ async def test_a_malformed_body_is_parked_at_once_and_later_events_flow(
         await parked(settings, queue, dlq)
         return len(dlq) == len(bodies)
 
-    await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=1))
+    await wait_until(lambda: events.has_effects(queue=queue, count=1))
     await wait_until(all_parked)
 
     assert sorted(message.body for message in dlq) == sorted(bodies)
@@ -155,125 +127,84 @@ async def test_a_malformed_body_is_parked_at_once_and_later_events_flow(
     assert all((message.headers or {})["x-attempts"] == 1 for message in dlq)
 
 
-async def test_a_seed_message_without_id_gets_a_stable_id_and_a_redelivery_is_a_duplicate(
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
-) -> None:
-    settings = events_topology.settings
-    queue = events_topology.queue("seed")
-    consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
-    consumer.register(UserCreated, events_kit.record_effect)
-    await events_kit.start_consumer(events_stack, consumer)
-    body = encode_event(events_kit.user_created("rusty"))
+async def test_a_seed_message_without_id_gets_a_stable_id_and_a_redelivery_is_a_duplicate(events: Any) -> None:
+    settings = events.settings
+    queue = (await events.consumer("seed", {UserCreated: events.record_effect})).queue
+    body = encode_event(events.user_created("rusty"))
 
     for _ in range(2):  # a seed producer's message, and that message again (a redelivery, a re-send)
         await publish_without_message_id(url=settings.rabbitmq_url, exchange="", routing_key=queue, body=body)
     await wait_until(lambda: consumed(queue, "duplicate") == 1)
 
-    assert await events_kit.count_effects(events_engine, queue=queue) == 1
+    assert await events.count_effects(queue=queue) == 1
     assert consumed(queue, "ok") == 1
 
 
-async def test_a_retry_comes_back_to_its_own_queue_only(
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
-) -> None:
-    settings = events_topology.settings
-    flaky_queue, steady_queue = events_topology.queue("flaky"), events_topology.queue("steady")
-    flaky = Consumer(queue=flaky_queue, settings=settings, sessionmaker=events_sessionmaker)
-    flaky.register(UserCreated, Flaky(events_kit, failures=1))
-    steady = Consumer(queue=steady_queue, settings=settings, sessionmaker=events_sessionmaker)
-    steady.register(UserCreated, events_kit.record_effect)
-    for consumer in (flaky, steady):
-        await events_kit.start_consumer(events_stack, consumer)
-    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+async def test_a_retry_comes_back_to_its_own_queue_only(events: Any) -> None:
+    flaky_queue = (await events.consumer("flaky", {UserCreated: Flaky(events, failures=1)})).queue
+    steady_queue = (await events.consumer("steady", {UserCreated: events.record_effect})).queue
+    await events.relay()
 
-    await events_kit.write_events(events_sessionmaker, [events_kit.user_created()])
-    await wait_until(lambda: events_kit.has_effects(events_engine, queue=flaky_queue, count=1))
+    await events.write_events([events.user_created()])
+    await wait_until(lambda: events.has_effects(queue=flaky_queue, count=1))
     await asyncio.sleep(0.2)  # a leaked retry would have reached the steady queue by now
 
     assert consumed(flaky_queue, "retried") == 1
     assert (consumed(steady_queue, "ok"), consumed(steady_queue, "duplicate")) == (1, 0)
 
 
-async def test_stop_lets_the_handler_in_flight_finish_and_ack(
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
-) -> None:
-    settings = events_topology.settings
-    queue = events_topology.queue("slow")
+async def test_stop_lets_the_handler_in_flight_finish_and_ack(events: Any) -> None:
     entered = asyncio.Event()
 
     async def slow(session: AsyncSession, event: UserCreated, meta: EventMeta) -> None:
         entered.set()
         await asyncio.sleep(0.5)
-        await events_kit.record_effect(session, event, meta)
+        await events.record_effect(session, event, meta)
 
-    consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
-    consumer.register(UserCreated, slow)
-    await events_kit.start_consumer(events_stack, consumer)
-    raw = await publisher(events_stack, settings)
-    await raw.exchange.publish(aio_pika.Message(encode_event(events_kit.user_created())), routing_key="user.created")
+    consumer = await events.consumer("slow", {UserCreated: slow})
+    queue = consumer.queue
+    raw = await publisher(events.stack, events.settings)
+    await raw.exchange.publish(aio_pika.Message(encode_event(events.user_created())), routing_key="user.created")
     async with asyncio.timeout(10):
         await entered.wait()
 
     await consumer.stop()
 
-    assert await events_kit.count_effects(events_engine, queue=queue) == 1
+    assert await events.count_effects(queue=queue) == 1
     assert consumed(queue, "ok") == 1
     declared = await raw.channel.declare_queue(queue, passive=True)
     assert declared.declaration_result.message_count == 0  # acked, not waiting for redelivery
 
 
-async def test_a_consumer_survives_losing_the_broker_connection_without_a_restart(
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
-) -> None:
-    settings = events_topology.settings
-    queue = events_topology.queue("robust")
-    proxy = TcpProxy(target_url=settings.rabbitmq_url)
+async def test_a_consumer_survives_losing_the_broker_connection_without_a_restart(events: Any) -> None:
+    proxy = TcpProxy(target_url=events.settings.rabbitmq_url)
     await proxy.open()
-    events_stack.push_async_callback(proxy.close)
-    consumer = Consumer(queue=queue, settings=events_topology.with_url(proxy.url), sessionmaker=events_sessionmaker)
-    consumer.register(UserCreated, events_kit.record_effect)
-    await events_kit.start_consumer(events_stack, consumer)
-    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
-    await events_kit.write_events(events_sessionmaker, [events_kit.user_created("before")])
-    await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=1))
+    events.stack.push_async_callback(proxy.close)
+    consumer = await events.consumer("robust", {UserCreated: events.record_effect}, settings=events.with_url(proxy.url))
+    queue = consumer.queue
+    await events.relay()
+    await events.write_events([events.user_created("before")])
+    await wait_until(lambda: events.has_effects(queue=queue, count=1))
 
     await proxy.close()  # the broker "restarts": every connection through the proxy is cut
-    await events_kit.write_events(events_sessionmaker, [events_kit.user_created("during")])
+    await events.write_events([events.user_created("during")])
     await asyncio.sleep(0.5)
     await proxy.open()
 
-    await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=2), within=20)
-    await events_kit.write_events(events_sessionmaker, [events_kit.user_created("after")])
-    await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=3), within=10)
+    await wait_until(lambda: events.has_effects(queue=queue, count=2), within=20)
+    await events.write_events([events.user_created("after")])
+    await wait_until(lambda: events.has_effects(queue=queue, count=3), within=10)
 
 
-async def test_a_message_that_keeps_coming_back_unsettled_is_parked_by_the_delivery_limit(
-    events_topology: Any, events_stack: AsyncExitStack, events_kit: Any
-) -> None:
-    settings = events_topology.settings.model_copy(update={"events_delivery_limit": 2})
-    queue = events_topology.queue("crashy")
-    broker = await publisher(events_stack, settings)
+async def test_a_message_that_keeps_coming_back_unsettled_is_parked_by_the_delivery_limit(events: Any) -> None:
+    settings = events.settings.model_copy(update={"events_delivery_limit": 2})
+    queue = events.queue("crashy")
+    broker = await publisher(events.stack, settings)
     channel = await broker.connection.channel()
     amqp_queue = await declare_consumer_queue(
         broker, channel, queue=queue, routing_keys=["user.created"], settings=settings
     )
-    await broker.exchange.publish(aio_pika.Message(encode_event(events_kit.user_created())), routing_key="user.created")
+    await broker.exchange.publish(aio_pika.Message(encode_event(events.user_created())), routing_key="user.created")
 
     deliveries = 0
     dlq: list[AbstractIncomingMessage] = []

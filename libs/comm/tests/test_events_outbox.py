@@ -16,10 +16,9 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client import REGISTRY
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from comm.events.broker import connect
-from comm.events.consumer import Consumer
 from comm.events.models import PostDeleted, UserCreated, encode_event
 from comm.events.outbox import add_event
 from comm.events.relay import OutboxRelay
@@ -54,61 +53,48 @@ async def raw_queue(stack: AsyncExitStack, settings: Any, routing_key: str) -> a
     return received
 
 
-async def test_a_rolled_back_use_case_leaves_no_row_and_publishes_nothing(
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
-) -> None:
-    settings = events_topology.settings
-    wire = await raw_queue(events_stack, settings, "user.created")
-    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+async def test_a_rolled_back_use_case_leaves_no_row_and_publishes_nothing(events: Any) -> None:
+    wire = await raw_queue(events.stack, events.settings, "user.created")
+    await events.relay()
 
     async def failing_use_case() -> None:
-        async with events_sessionmaker() as session, session.begin():
-            await session.execute(insert(events_kit.effects).values(queue="state", event_id=uuid.uuid4()))
-            await add_event(session, events_kit.user_created("ghost"))
+        async with events.sessionmaker() as session, session.begin():
+            await session.execute(insert(events.effects).values(queue="state", event_id=uuid.uuid4()))
+            await add_event(session, events.user_created("ghost"))
             raise RuntimeError("use case failed")
 
     with pytest.raises(RuntimeError, match="use case failed"):
         await failing_use_case()
-    [committed] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created("real")])
+    [committed] = await events.write_events([events.user_created("real")])
 
     message = await asyncio.wait_for(wire.get(), timeout=10)
     assert message.message_id == str(committed)
-    assert [row.id for row in await outbox_rows(events_engine)] == [committed]
-    assert await events_kit.count_effects(events_engine, queue="state") == 0  # the state change went with it
+    assert [row.id for row in await outbox_rows(events.engine)] == [committed]
+    assert await events.count_effects(queue="state") == 0  # the state change went with it
     await asyncio.sleep(0.3)  # nothing else arrives: the rolled-back event never reached the wire
     assert wire.empty()
 
 
 async def test_the_relay_publishes_with_the_design_properties_and_marks_sent_after_the_ack(
-    events_spans: Any,
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
+    events_spans: Any, events: Any
 ) -> None:
-    settings = events_topology.settings
-    wire = await raw_queue(events_stack, settings, "user.*")
-    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
-    events = [events_kit.user_created(f"u{i}") for i in range(5)]
-    ids = await events_kit.write_events(events_sessionmaker, events)
+    wire = await raw_queue(events.stack, events.settings, "user.*")
+    await events.relay()
+    written = [events.user_created(f"u{i}") for i in range(5)]
+    ids = await events.write_events(written)
 
     received = [await asyncio.wait_for(wire.get(), timeout=10) for _ in ids]
 
     assert [message.message_id for message in received] == [str(event_id) for event_id in ids]  # in order
     first = received[0]
-    assert first.body == encode_event(events[0])
+    assert first.body == encode_event(written[0])
     assert (first.type, first.routing_key, first.content_type) == ("user.created", "user.created", "application/json")
     assert first.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     assert first.app_id == "events-test"
     assert first.timestamp is not None
     assert isinstance((first.headers or {}).get("traceparent"), str)
-    await wait_until(lambda: all_sent(events_engine), within=5)
-    rows = await outbox_rows(events_engine)
+    await wait_until(lambda: all_sent(events.engine), within=5)
+    rows = await outbox_rows(events.engine)
     assert all(row.sent_at is not None and row.attempts == 1 and row.last_error is None for row in rows)
     await wait_until(lambda: _gauge("outbox_backlog") == 0, within=5)
 
@@ -118,44 +104,33 @@ def _gauge(name: str) -> float | None:
 
 
 async def test_writes_succeed_while_the_broker_is_unreachable_and_every_event_flows_when_it_is_back(
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
+    events: Any,
 ) -> None:
-    settings = events_topology.settings
-    queue = events_topology.queue("outage")
-    consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
-    consumer.register(UserCreated, events_kit.record_effect)
-    await events_kit.start_consumer(events_stack, consumer)
-    proxy = TcpProxy(target_url=settings.rabbitmq_url)
+    queue = (await events.consumer("outage", {UserCreated: events.record_effect})).queue
+    proxy = TcpProxy(target_url=events.settings.rabbitmq_url)
     await proxy.open()
-    events_stack.push_async_callback(proxy.close)
+    events.stack.push_async_callback(proxy.close)
     await proxy.close()  # the broker is unreachable from the relay's side from the start
-    relay = OutboxRelay(engine=events_engine, settings=events_topology.with_url(proxy.url))
-    await events_kit.start_relay(events_stack, relay)
+    await events.relay(settings=events.with_url(proxy.url))
 
-    before = await events_kit.write_events(events_sessionmaker, [events_kit.user_created(f"b{i}") for i in range(3)])
+    before = await events.write_events([events.user_created(f"b{i}") for i in range(3)])
     await asyncio.sleep(0.5)
-    assert await pending(events_engine) == 3
+    assert await pending(events.engine) == 3
     await wait_until(lambda: (_gauge("outbox_backlog") or 0) == 3, within=5)
 
     await proxy.open()
-    await wait_until(lambda: events_kit.count_effects(events_engine, queue=queue), within=10)
-    await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=len(before)), within=10)
+    await wait_until(lambda: events.count_effects(queue=queue), within=10)
+    await wait_until(lambda: events.has_effects(queue=queue, count=len(before)), within=10)
 
     await proxy.close()  # now cut a live connection
-    during = await events_kit.write_events(events_sessionmaker, [events_kit.user_created(f"d{i}") for i in range(3)])
+    during = await events.write_events([events.user_created(f"d{i}") for i in range(3)])
     await asyncio.sleep(0.5)
-    assert await pending(events_engine) == 3
+    assert await pending(events.engine) == 3
     await proxy.open()
-    await wait_until(
-        lambda: events_kit.has_effects(events_engine, queue=queue, count=len(before) + len(during)), within=15
-    )
-    await wait_until(lambda: all_sent(events_engine), within=5)
+    await wait_until(lambda: events.has_effects(queue=queue, count=len(before) + len(during)), within=15)
+    await wait_until(lambda: all_sent(events.engine), within=5)
     for event_id in [*before, *during]:
-        assert await events_kit.count_effects(events_engine, queue=queue, event_id=event_id) == 1
+        assert await events.count_effects(queue=queue, event_id=event_id) == 1
 
 
 class RelayCrash(BaseException):
@@ -163,37 +138,29 @@ class RelayCrash(BaseException):
 
 
 async def test_a_relay_killed_between_the_broker_ack_and_mark_sent_republishes_and_the_event_applies_once(
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
+    events: Any,
 ) -> None:
-    settings = events_topology.settings
-    queue = events_topology.queue("crash")
-    consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
-    consumer.register(UserCreated, events_kit.record_effect)
-    await events_kit.start_consumer(events_stack, consumer)
+    queue = (await events.consumer("crash", {UserCreated: events.record_effect})).queue
     acked: list[uuid.UUID] = []
 
     async def crash(sent: list[uuid.UUID]) -> None:
         acked.extend(sent)
         raise RelayCrash
 
-    [event_id] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created()])
-    doomed = OutboxRelay(engine=events_engine, settings=settings, before_mark_sent=crash)
+    [event_id] = await events.write_events([events.user_created()])
+    doomed = OutboxRelay(engine=events.engine, settings=events.settings, before_mark_sent=crash)
     await doomed.start()
     await wait_until(lambda: acked == [event_id], within=10)
     with contextlib.suppress(RelayCrash):  # or cancelled while rolling back: dead either way, rows unmarked
         await doomed.stop()
-    await wait_until(lambda: events_kit.count_effects(events_engine, queue=queue), within=10)
-    assert await pending(events_engine) == 1  # published, confirmed, yet not marked: the crash window
+    await wait_until(lambda: events.count_effects(queue=queue), within=10)
+    assert await pending(events.engine) == 1  # published, confirmed, yet not marked: the crash window
 
-    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
-    await wait_until(lambda: all_sent(events_engine), within=10)
+    await events.relay()
+    await wait_until(lambda: all_sent(events.engine), within=10)
     labels = {"service": "events-test", "queue": queue, "routing_key": "user.created", "outcome": "duplicate"}
     await wait_until(lambda: REGISTRY.get_sample_value("events_consumed_total", labels) == 1, within=10)
-    assert await events_kit.count_effects(events_engine, queue=queue, event_id=event_id) == 1
+    assert await events.count_effects(queue=queue, event_id=event_id) == 1
 
 
 @contextlib.contextmanager
@@ -213,33 +180,23 @@ def alternate_exchange_policy(exchange: str) -> Iterator[None]:
 
 @pytest.mark.parametrize("policy", [False, True], ids=["relay-sends-returned-message", "alternate-exchange-policy"])
 async def test_an_unroutable_event_is_kept_in_the_unroutable_queue_and_not_reported_consumed(
-    policy: bool,
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
+    policy: bool, events: Any
 ) -> None:
-    settings = events_topology.settings
+    settings = events.settings
     if policy:
         if shutil.which("rabbitmqctl") is None:
             pytest.skip("rabbitmqctl is not on this machine")
-        events_stack.enter_context(alternate_exchange_policy(settings.events_exchange))
-    queue = events_topology.queue("users-only")
-    consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
-    consumer.register(UserCreated, events_kit.record_effect)
-    await events_kit.start_consumer(events_stack, consumer)
-    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+        events.stack.enter_context(alternate_exchange_policy(settings.events_exchange))
+    queue = (await events.consumer("users-only", {UserCreated: events.record_effect})).queue
+    await events.relay()
     nobody_listens = PostDeleted(
-        post_id=uuid.uuid4(), author_id=uuid.uuid4(), timestamp=events_kit.user_created().timestamp
+        post_id=uuid.uuid4(), author_id=uuid.uuid4(), timestamp=events.user_created().timestamp
     )
 
-    [lost_id, routed_id] = await events_kit.write_events(
-        events_sessionmaker, [nobody_listens, events_kit.user_created()]
-    )
+    [lost_id, routed_id] = await events.write_events([nobody_listens, events.user_created()])
 
-    await wait_until(lambda: all_sent(events_engine), within=10)
-    await wait_until(lambda: events_kit.count_effects(events_engine, queue=queue), within=10)
+    await wait_until(lambda: all_sent(events.engine), within=10)
+    await wait_until(lambda: events.count_effects(queue=queue), within=10)
     unroutable = f"{settings.events_exchange}.unroutable"
     messages: list[AbstractIncomingMessage] = []
 
@@ -251,7 +208,7 @@ async def test_an_unroutable_event_is_kept_in_the_unroutable_queue_and_not_repor
     assert [(message.message_id, message.type) for message in messages] == [(str(lost_id), "post.deleted")]
     assert messages[0].body == encode_event(nobody_listens)
     # Sent means "the broker has it" (here: parked in the unroutable queue); only processed_events says consumed.
-    async with events_engine.connect() as conn:
+    async with events.engine.connect() as conn:
         consumed = (await conn.execute(select(TABLES.processed_events.c.event_id))).scalars().all()
     assert consumed == [routed_id]
 
@@ -271,20 +228,14 @@ async def test_the_events_exchange_is_declared_as_the_seed_declares_it(events_to
         await seed.close()
 
 
-async def test_two_relays_on_one_outbox_never_publish_an_event_twice(
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
-) -> None:
-    settings = events_topology.settings.model_copy(update={"outbox_batch_size": 20})
-    wire = await raw_queue(events_stack, settings, "user.created")
-    ids = await events_kit.write_events(events_sessionmaker, [events_kit.user_created(f"u{i}") for i in range(300)])
+async def test_two_relays_on_one_outbox_never_publish_an_event_twice(events: Any) -> None:
+    settings = events.settings.model_copy(update={"outbox_batch_size": 20})
+    wire = await raw_queue(events.stack, settings, "user.created")
+    ids = await events.write_events([events.user_created(f"u{i}") for i in range(300)])
 
     for _ in range(2):
-        await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
-    await wait_until(lambda: all_sent(events_engine), within=20)
+        await events.relay(settings=settings)
+    await wait_until(lambda: all_sent(events.engine), within=20)
     await asyncio.sleep(0.2)  # a duplicate publish would have landed by now
 
     received = [wire.get_nowait().message_id for _ in range(wire.qsize())]

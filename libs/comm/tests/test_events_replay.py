@@ -3,14 +3,12 @@
 import os
 import subprocess
 import sys
-from contextlib import AsyncExitStack
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from comm.events.consumer import Consumer, EventMeta
+from comm.events.consumer import EventMeta
 from comm.events.models import Event, UserCreated
-from comm.events.relay import OutboxRelay
 from comm.events.replay import replay
 from comm.events.testing import wait_until
 
@@ -18,31 +16,22 @@ from comm.events.testing import wait_until
 class Broken:
     """A handler that fails while `broken` is set (a bug, a missing migration ...) and applies events once fixed."""
 
-    def __init__(self, kit: Any) -> None:
-        self.kit = kit
+    def __init__(self, events: Any) -> None:
+        self.events = events
         self.broken = True
 
     async def __call__(self, session: AsyncSession, event: Event, meta: EventMeta) -> None:
         if self.broken:
             raise RuntimeError("column profiles.nickname does not exist")
-        await self.kit.record_effect(session, event, meta)
+        await self.events.record_effect(session, event, meta)
 
 
-async def test_parked_events_are_listed_then_replayed_once_the_handler_is_fixed_and_applied_once(
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
-) -> None:
-    settings = events_topology.settings
-    queue = events_topology.queue("replayed")
-    handler = Broken(events_kit)
-    consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
-    consumer.register(UserCreated, handler)
-    await events_kit.start_consumer(events_stack, consumer)
-    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
-    ids = await events_kit.write_events(events_sessionmaker, [events_kit.user_created(), events_kit.user_created()])
+async def test_parked_events_are_listed_then_replayed_once_the_handler_is_fixed_and_applied_once(events: Any) -> None:
+    settings = events.settings
+    handler = Broken(events)
+    queue = (await events.consumer("replayed", {UserCreated: handler})).queue
+    await events.relay()
+    ids = await events.write_events([events.user_created(), events.user_created()])
 
     async def both_parked() -> bool:
         return len(await replay(settings, queue, move=False)) == 2
@@ -53,14 +42,14 @@ async def test_parked_events_are_listed_then_replayed_once_the_handler_is_fixed_
     assert {(p.routing_key, p.attempts, p.error) for p in listed} == {
         ("user.created", settings.events_max_attempts, "RuntimeError: column profiles.nickname does not exist")
     }
-    assert await events_kit.count_effects(events_engine, queue=queue) == 0
+    assert await events.count_effects(queue=queue) == 0
 
     handler.broken = False
     assert len(await replay(settings, queue)) == 2
 
-    await wait_until(lambda: events_kit.has_effects(events_engine, queue=queue, count=2), within=10)
+    await wait_until(lambda: events.has_effects(queue=queue, count=2), within=10)
     for event_id in ids:
-        assert await events_kit.count_effects(events_engine, queue=queue, event_id=event_id) == 1
+        assert await events.count_effects(queue=queue, event_id=event_id) == 1
     assert await replay(settings, queue, move=False) == []
 
 

@@ -1,16 +1,13 @@
 """Retention of the event tables, against the real PostgreSQL (and RabbitMQ for the relay and consumer)."""
 
 import uuid
-from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from comm.events.consumer import Consumer
 from comm.events.models import UserCreated
-from comm.events.relay import OutboxRelay
 from comm.events.retention import BATCH, prune_outbox, prune_processed_events
 from comm.events.tables import TABLES
 from comm.events.testing import wait_until
@@ -92,31 +89,23 @@ async def test_a_consumer_deletes_only_its_own_old_records(
     assert await remaining(events_engine, processed.c.event_id) == {recent, other_queue_old}
 
 
-async def test_a_running_relay_and_consumer_prune_what_passed_their_retention(
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
-) -> None:
-    settings = events_topology.settings.model_copy(
+async def test_a_running_relay_and_consumer_prune_what_passed_their_retention(events: Any) -> None:
+    settings = events.settings.model_copy(
         update={
             "outbox_retention_seconds": 1.0,
             "processed_events_retention_seconds": 1.0,
             "events_prune_interval_seconds": 0.2,
         }
     )
-    consumer = Consumer(queue=events_topology.queue("pruned"), settings=settings, sessionmaker=events_sessionmaker)
-    consumer.register(UserCreated, events_kit.record_effect)
-    await events_kit.start_consumer(events_stack, consumer)
-    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+    consumer = await events.consumer("pruned", {UserCreated: events.record_effect}, settings=settings)
+    await events.relay(settings=settings)
 
-    [event_id] = await events_kit.write_events(events_sessionmaker, [events_kit.user_created()])
+    [event_id] = await events.write_events([events.user_created()])
 
-    await wait_until(lambda: events_kit.count_effects(events_engine, queue=consumer.queue), within=10)
+    await wait_until(lambda: events.count_effects(queue=consumer.queue), within=10)
     # Applied once, then both the sent row and the dedup record go once they are older than a second.
-    await wait_until(lambda: _empty(events_engine), within=10)
-    assert await events_kit.count_effects(events_engine, queue=consumer.queue, event_id=event_id) == 1
+    await wait_until(lambda: _empty(events.engine), within=10)
+    assert await events.count_effects(queue=consumer.queue, event_id=event_id) == 1
 
 
 async def _empty(engine: AsyncEngine) -> bool:

@@ -1,17 +1,15 @@
 """Trace context across the broker: request -> outbox row -> relay's PRODUCER span -> consumer's CONSUMER span."""
 
-from contextlib import AsyncExitStack
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from comm.events.consumer import Consumer, EventMeta
+from comm.events.consumer import EventMeta
 from comm.events.models import Event, UserCreated
 from comm.events.outbox import add_event
-from comm.events.relay import OutboxRelay
 from comm.events.testing import wait_until
 
 
@@ -24,31 +22,22 @@ def spans_of(exporter: InMemorySpanExporter, kind: trace.SpanKind, event_id: str
 
 
 async def test_an_event_written_in_a_traced_request_is_published_and_consumed_in_that_trace(
-    events_spans: InMemorySpanExporter,
-    events_engine: AsyncEngine,
-    events_sessionmaker: async_sessionmaker[AsyncSession],
-    events_topology: Any,
-    events_stack: AsyncExitStack,
-    events_kit: Any,
+    events_spans: InMemorySpanExporter, events: Any
 ) -> None:
-    settings = events_topology.settings
-    queue = events_topology.queue("traced")
     failed_once: set[str] = set()
 
     async def handle(session: AsyncSession, event: Event, meta: EventMeta) -> None:
         if str(meta.event_id) not in failed_once:  # one retry: its span must stay in the trace too
             failed_once.add(str(meta.event_id))
             raise TimeoutError("first try times out")
-        await events_kit.record_effect(session, event, meta)
+        await events.record_effect(session, event, meta)
 
-    consumer = Consumer(queue=queue, settings=settings, sessionmaker=events_sessionmaker)
-    consumer.register(UserCreated, handle)
-    await events_kit.start_consumer(events_stack, consumer)
-    await events_kit.start_relay(events_stack, OutboxRelay(engine=events_engine, settings=settings))
+    await events.consumer("traced", {UserCreated: handle})
+    await events.relay()
 
     with trace.get_tracer("test").start_as_current_span("POST /api/users") as request:
-        async with events_sessionmaker() as session, session.begin():
-            event_id = str(await add_event(session, events_kit.user_created()))
+        async with events.sessionmaker() as session, session.begin():
+            event_id = str(await add_event(session, events.user_created()))
     await wait_until(lambda: len(spans_of(events_spans, trace.SpanKind.CONSUMER, event_id)) == 2)
 
     [producer] = spans_of(events_spans, trace.SpanKind.PRODUCER, event_id)
