@@ -8,7 +8,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from comm.events.models import UserCreated
-from comm.events.retention import BATCH, prune_outbox, prune_processed_events
+from comm.events.retention import BATCH, prune_outbox, prune_processed_events, start_pruning
 from comm.events.tables import TABLES
 from comm.events.testing import wait_until
 
@@ -110,3 +110,10 @@ async def test_a_running_relay_and_consumer_prune_what_passed_their_retention(ev
 
 async def _empty(engine: AsyncEngine) -> bool:
     return await count(engine, outbox.c.id) == 0 and await count(engine, processed.c.event_id) == 0
+
+
+async def test_a_retention_of_zero_keeps_rows_forever() -> None:
+    async def prune(keep_seconds: float) -> int:
+        raise AssertionError("nothing is pruned when the retention is 0")
+
+    assert start_pruning("test", prune, keep_seconds=0, interval_seconds=0.01) is None

@@ -36,7 +36,7 @@ from comm.events.broker import Broker, backoff_delay, connect, declare_consumer_
 from comm.events.deliveries import attempt, event_id, failed_copy
 from comm.events.metrics import EVENT_HANDLER_DURATION, EVENTS_CONSUMED
 from comm.events.models import Event, MalformedEvent, decode_event
-from comm.events.retention import keep_pruning, prune_processed_events
+from comm.events.retention import prune_processed_events, start_pruning
 from comm.events.tables import TABLES
 from comm.settings import CommSettings
 
@@ -99,12 +99,12 @@ class Consumer:
         if not self._handlers:
             raise RuntimeError(f"consumer {self.queue} has no handlers")
         self._task = asyncio.create_task(self._subscribe_with_backoff(), name=f"consumer {self.queue}")
-        if (keep := self._settings.processed_events_retention_seconds) > 0:
-            prune = partial(prune_processed_events, self._sessionmaker.begin, consumer=self.queue, keep_seconds=keep)
-            interval = self._settings.events_prune_interval_seconds
-            self._pruning = asyncio.create_task(
-                keep_pruning(f"consumer {self.queue}", prune, interval_seconds=interval)
-            )
+        self._pruning = start_pruning(
+            f"consumer {self.queue} pruning",
+            partial(prune_processed_events, self._sessionmaker.begin, self.queue),
+            keep_seconds=self._settings.processed_events_retention_seconds,
+            interval_seconds=self._settings.events_prune_interval_seconds,
+        )
 
     async def ready(self) -> None:
         """Wait until the queue is declared and consumed."""

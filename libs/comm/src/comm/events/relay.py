@@ -8,12 +8,12 @@ and consumers drop the duplicate by id.
 
 "Sent" (`sent_at`) means the broker confirmed custody: the message is in every queue bound to its routing key, or,
 when none is bound, in the `<exchange>.unroutable` queue (through the alternate exchange, or sent there by the relay
-when the broker returns it). It never means that a consumer got
-it; only a consumer's own `processed_events` row says that.
+when the broker returns it). It never means that a consumer got it; only a consumer's own `processed_events` row
+says that.
 
-The relay wakes on `LISTEN` (a dedicated asyncpg connection) and polls as a fallback. It also deletes rows sent
-longer ago than their retention (comm.events.retention). While the broker is
-unreachable it backs off and rows stay pending; writes go on committing meanwhile.
+The relay wakes on `LISTEN` (a dedicated asyncpg connection) and polls as a fallback. While the broker is
+unreachable it backs off and rows stay pending; writes go on committing meanwhile. It also deletes rows sent longer
+ago than their retention (comm.events.retention).
 """
 
 import asyncio
@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from comm.events.broker import Broker, backoff_delay, connect
 from comm.events.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_PENDING_AGE
 from comm.events.outbox import NOTIFY_CHANNEL
-from comm.events.retention import keep_pruning, prune_outbox
+from comm.events.retention import prune_outbox, start_pruning
 from comm.events.tables import TABLES
 from comm.settings import CommSettings
 
@@ -68,10 +68,12 @@ class OutboxRelay:
         """Relay in the background; returns at once, whether or not the broker is reachable."""
         name = f"{self._settings.service_name} outbox relay"
         self._task = asyncio.create_task(self._run(), name=name)
-        if (keep := self._settings.outbox_retention_seconds) > 0:
-            prune = partial(prune_outbox, self._engine.begin, keep_seconds=keep)
-            interval = self._settings.events_prune_interval_seconds
-            self._pruning = asyncio.create_task(keep_pruning(name, prune, interval_seconds=interval))
+        self._pruning = start_pruning(
+            f"{name} pruning",
+            partial(prune_outbox, self._engine.begin),
+            keep_seconds=self._settings.outbox_retention_seconds,
+            interval_seconds=self._settings.events_prune_interval_seconds,
+        )
 
     async def stop(self) -> None:
         """Stop relaying; a batch in flight is rolled back and goes out again on the next start."""

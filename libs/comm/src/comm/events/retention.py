@@ -10,7 +10,8 @@ retention period, in small batches, by the process that owns them. Without this 
   message parked in a `.dlq` and replayed after the window is applied again; the handlers are idempotent on state
   (upserts ordered by the event's timestamp, counts derived from per-item state), so that gives the same state.
 
-Each runs at start, then every `events_prune_interval_seconds` (an hour); a retention of 0 keeps rows forever.
+Each runs at start, then every `events_prune_interval_seconds` (an hour), in a task from `start_pruning`; a
+retention of 0 keeps rows forever.
 Replicas pruning at once only wait on each other's row locks.
 """
 
@@ -19,6 +20,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
+from functools import partial
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -31,21 +34,31 @@ BATCH = 1000  # rows per DELETE: short transactions, short row locks
 Transaction = Callable[[], AbstractAsyncContextManager[AsyncConnection] | AbstractAsyncContextManager[AsyncSession]]
 
 
-async def prune_outbox(begin: Transaction, *, keep_seconds: float) -> int:
+async def prune_outbox(begin: Transaction, keep_seconds: float) -> int:
     """Delete outbox rows sent more than `keep_seconds` ago; returns how many."""
     outbox = TABLES.outbox
     return await _delete_in_batches(begin, outbox, outbox.c.id, outbox.c.sent_at < _ago(keep_seconds))
 
 
-async def prune_processed_events(begin: Transaction, *, consumer: str, keep_seconds: float) -> int:
+async def prune_processed_events(begin: Transaction, consumer: str, keep_seconds: float) -> int:
     """Delete `consumer`'s dedup records older than `keep_seconds`; returns how many."""
     processed = TABLES.processed_events
     old = (processed.c.consumer == consumer) & (processed.c.processed_at < _ago(keep_seconds))
     return await _delete_in_batches(begin, processed, processed.c.event_id, old)
 
 
-async def keep_pruning(what: str, prune: Callable[[], Awaitable[int]], *, interval_seconds: float) -> None:
-    """Run `prune` now and every `interval_seconds` until cancelled; a failure is logged and tried again later."""
+def start_pruning(
+    what: str, prune: Callable[[float], Awaitable[int]], *, keep_seconds: float, interval_seconds: float
+) -> asyncio.Task[None] | None:
+    """Run `prune(keep_seconds)` now and every `interval_seconds` in a task (cancel it to stop); None when the
+    retention is 0, which keeps rows forever."""
+    if keep_seconds <= 0:
+        return None
+    return asyncio.create_task(_keep_pruning(what, partial(prune, keep_seconds), interval_seconds), name=what)
+
+
+async def _keep_pruning(what: str, prune: Callable[[], Awaitable[int]], interval_seconds: float) -> None:
+    """Until cancelled; a failure is logged and tried again at the next interval."""
     while True:
         try:
             if deleted := await prune():
@@ -66,7 +79,7 @@ async def _delete_in_batches(
     while True:
         batch = select(key).where(condition).limit(BATCH).scalar_subquery()
         async with begin() as conn:
-            result: CursorResult[tuple[()]] = await conn.execute(delete(table).where(condition, key.in_(batch)))  # type: ignore[assignment]
+            result = cast(CursorResult[Any], await conn.execute(delete(table).where(condition, key.in_(batch))))
         deleted += result.rowcount
         if result.rowcount < BATCH:
             return deleted
