@@ -13,6 +13,7 @@ from comm.events.models import (
     CommentModerated,
     MalformedEvent,
     PostPublished,
+    ProfileUpdated,
     UserCreated,
     decode_event,
     derived_event_id,
@@ -176,6 +177,27 @@ def test_comment_moderated_follows_the_same_style() -> None:
     assert decode_event(encode_event(event)) == event
 
 
+def test_profile_updated_round_trips_in_the_same_style() -> None:
+    event = ProfileUpdated(
+        user_id=USER,
+        username="alice",
+        bio='says "hi"',
+        image=None,
+        comment_count=3,
+        version=7,
+        timestamp=datetime(2026, 11, 29, 12, 0, 0, 250000, tzinfo=UTC),
+    )
+    body = (
+        b'{"ProfileUpdated":{"user_id":"0b5c3a1e-8f0d-4c2b-9a51-6f7e8d9c0a1b","username":"alice",'
+        b'"bio":"says \\"hi\\"","image":null,"comment_count":3,"version":7,"timestamp":"2026-11-29T12:00:00.250Z"}}'
+    )
+    assert encode_event(event) == body
+    assert decode_event(body) == event
+    assert BY_ROUTING_KEY["profile.updated"] is ProfileUpdated
+    with pytest.raises(MalformedEvent, match="version"):
+        decode_event(body.replace(b',"version":7', b""))
+
+
 def test_models_are_frozen() -> None:
     event = decode_event(SEED_USER_CREATED_MICROS)
     with pytest.raises(ValueError, match="frozen"):
@@ -192,6 +214,7 @@ def test_the_registry_maps_every_routing_key_and_tag_to_one_model() -> None:
         "comment.created",
         "comment.deleted",
         "comment.moderated",
+        "profile.updated",
     }
     assert sorted(BY_TAG.values(), key=str) == sorted(BY_ROUTING_KEY.values(), key=str) == sorted(EVENT_TYPES, key=str)
 

@@ -141,6 +141,25 @@ class CommentDeleted(Event):
     timestamp: Timestamp
 
 
+class ProfileUpdated(Event):
+    """A profile's public face changed (ours): created, renamed, bio or image edited, or its comment count moved.
+
+    The user service publishes the whole public face, so a consumer keeps the last one it applied. `version`
+    grows by one with every change of the profile, in the same row update: consumers keep the highest version
+    (an older or repeated event changes nothing), never ordering by clocks.
+    """
+
+    routing_key: ClassVar[str] = "profile.updated"
+
+    user_id: uuid.UUID
+    username: str
+    bio: str | None
+    image: str | None
+    comment_count: int
+    version: int
+    timestamp: Timestamp
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     UserCreated,
     UserUpdated,
@@ -150,6 +169,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     CommentCreated,
     CommentModerated,
     CommentDeleted,
+    ProfileUpdated,
 )
 BY_ROUTING_KEY: Mapping[str, type[Event]] = {model.routing_key: model for model in EVENT_TYPES}
 BY_TAG: Mapping[str, type[Event]] = {model.__name__: model for model in EVENT_TYPES}
