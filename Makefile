@@ -46,8 +46,8 @@ up: ## docker compose up --build
 down: ## docker compose down
 	docker compose down
 
-bench: install ## Benchmark an article read through the gateway against the blog service's own read
-	$(UV) run --frozen python bench/gateway.py
+bench: install ## CPU per request of the hot reads, service by service and through the gateway, in units of a bare endpoint
+	$(UV) run --frozen python bench/cost.py
 
 bench-http: install ## Benchmark the ServiceClient proxy against the backend direct
 	$(UV) run --frozen python bench/http_proxy.py

@@ -9,9 +9,11 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -24,7 +26,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
-    cpu_ms: dict[str, float] = field(default_factory=dict)  # per request, per app (bench/gateway.py's closed loop)
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # per request, per app (bench/cost.py's closed loop)
 
 
 def pinned(core: int) -> list[str]:
@@ -48,12 +50,20 @@ def wrk(
     connections: int,
     pin: list[str],
     timeout: float | None = None,
+    body: object = None,
 ) -> Result:
-    """Closed loop: wrk with one thread and `connections` connections (`timeout`: wrk's, 2 s unless given)."""
+    """Closed loop: wrk with one thread and `connections` connections (`timeout`: wrk's, 2 s unless given); a POST
+    of `body` as JSON when one is given."""
     flags = [item for name, value in (headers or {}).items() for item in ("-H", f"{name}: {value}")]
     command = [*pin, "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s"]
-    command += [*(["--timeout", f"{timeout:g}s"] if timeout is not None else []), "--latency", *flags, url]
-    process = subprocess.run(command, capture_output=True, text=True, check=False)
+    command += [*(["--timeout", f"{timeout:g}s"] if timeout is not None else []), "--latency", *flags]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        if body is not None:  # wrk sends a body only from a Lua script
+            script.write(f"wrk.method = 'POST'\nwrk.body = {_lua_string(json.dumps(body))}\n")
+            script.write("wrk.headers['Content-Type'] = 'application/json'\n")
+            script.flush()
+            command += ["-s", script.name]
+        process = subprocess.run([*command, url], capture_output=True, text=True, check=False)
     out = process.stdout
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
     if process.returncode != 0 or len(latency) != 2:
@@ -62,6 +72,10 @@ def wrk(
     socket_errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     return Result(rps, _ms(latency["50"]), _ms(latency["99"]), (int(errors.group(1)) if errors else 0) + socket_errors)
+
+
+def _lua_string(text: str) -> str:
+    return "[==[" + text + "]==]"
 
 
 class Generator:
@@ -79,11 +93,20 @@ class Generator:
         seconds: float,
         rate: float | None = None,
         connections: int = 32,
+        body: object = None,
     ) -> Result:
-        """Open loop at `rate` req/s, or closed loop over `connections` when no rate is given."""
+        """Open loop at `rate` req/s, or closed loop over `connections` when no rate is given; a POST of `body` as
+        JSON when one is given."""
         assert self._process.stdin is not None
         assert self._process.stdout is not None
-        job = {"url": url, "headers": dict(headers or {}), "seconds": seconds, "rate": rate, "connections": connections}
+        job = {
+            "url": url,
+            "headers": dict(headers or {}),
+            "seconds": seconds,
+            "rate": rate,
+            "connections": connections,
+            "body": body,
+        }
         self._process.stdin.write(json.dumps(job) + "\n")
         self._process.stdin.flush()
         line = self._process.stdout.readline()
@@ -102,7 +125,11 @@ class Generator:
             self._process.wait()
 
 
-async def _open_loop(url: str, headers: Headers, *, rate: float, seconds: float) -> Result:
+def _request(session: aiohttp.ClientSession, url: str, body: object) -> Any:
+    return session.get(url) if body is None else session.post(url, json=body)
+
+
+async def _open_loop(url: str, headers: Headers, *, rate: float, seconds: float, body: object = None) -> Result:
     """Send at a fixed rate; latency counts from the scheduled send time (no coordinated omission)."""
     latencies: list[float] = []
     errors = 0
@@ -111,7 +138,7 @@ async def _open_loop(url: str, headers: Headers, *, rate: float, seconds: float)
         async def one(scheduled: float) -> None:
             nonlocal errors
             try:
-                async with session.get(url) as response:
+                async with _request(session, url, body) as response:
                     await response.read()
                     ok = response.status == 200
             except aiohttp.ClientError:
@@ -133,7 +160,7 @@ async def _open_loop(url: str, headers: Headers, *, rate: float, seconds: float)
     return _summary(latencies, errors, seconds=time.monotonic() - start)
 
 
-async def _closed_loop(url: str, headers: Headers, *, connections: int, seconds: float) -> Result:
+async def _closed_loop(url: str, headers: Headers, *, connections: int, seconds: float, body: object = None) -> Result:
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
@@ -143,7 +170,7 @@ async def _closed_loop(url: str, headers: Headers, *, connections: int, seconds:
         async def worker() -> None:
             nonlocal errors
             while (sent := time.monotonic()) < deadline:
-                async with session.get(url) as response:
+                async with _request(session, url, body) as response:
                     await response.read()
                     if response.status == 200:
                         latencies.append(time.monotonic() - sent)
@@ -165,11 +192,12 @@ def generator_main() -> None:
     with contextlib.suppress(KeyboardInterrupt):
         for line in sys.stdin:
             job = json.loads(line)
-            url, headers, seconds = job["url"], job["headers"], job["seconds"]
+            url, headers, seconds, body = job["url"], job["headers"], job["seconds"], job["body"]
             if job["rate"]:
-                result = asyncio.run(_open_loop(url, headers, rate=job["rate"], seconds=seconds))
+                result = asyncio.run(_open_loop(url, headers, rate=job["rate"], seconds=seconds, body=body))
             else:
-                result = asyncio.run(_closed_loop(url, headers, connections=job["connections"], seconds=seconds))
+                run = _closed_loop(url, headers, connections=job["connections"], seconds=seconds, body=body)
+                result = asyncio.run(run)
             print(json.dumps(result.__dict__), flush=True)
 
 
