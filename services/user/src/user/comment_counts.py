@@ -30,13 +30,16 @@ async def apply_status(
     status: str,
     at: datetime,
     kind: int,
-) -> None:
-    """Record a status from `comment.created` or `comment.moderated` unless a newer one is already there (helper)."""
+) -> bool:
+    """Record a status from `comment.created` or `comment.moderated` unless a newer one is already there (helper).
+
+    True if it was recorded (the author's count may have changed).
+    """
     statement = insert(CommentState).values(
         comment_id=comment_id, author_id=author_id, status=status, status_at=at, status_rank=kind
     )
     new = statement.excluded
-    await session.execute(
+    recorded = await session.execute(
         statement.on_conflict_do_update(
             index_elements=[CommentState.comment_id],
             set_={
@@ -51,14 +54,15 @@ async def apply_status(
                 tuple_(new.status_at, new.status_rank, new.status)
                 > tuple_(CommentState.status_at, CommentState.status_rank, CommentState.status),
             ),
-        )
+        ).returning(CommentState.comment_id)
     )
+    return recorded.first() is not None
 
 
-async def apply_deleted(session: AsyncSession, *, comment_id: uuid.UUID, author_id: uuid.UUID | None) -> None:
-    """Mark a comment deleted, even before its creation arrives (helper)."""
+async def apply_deleted(session: AsyncSession, *, comment_id: uuid.UUID, author_id: uuid.UUID | None) -> bool:
+    """Mark a comment deleted, even before its creation arrives (helper); True unless it already was."""
     statement = insert(CommentState).values(comment_id=comment_id, author_id=author_id, deleted=True)
-    await session.execute(
+    recorded = await session.execute(
         statement.on_conflict_do_update(
             index_elements=[CommentState.comment_id],
             set_={
@@ -66,8 +70,10 @@ async def apply_deleted(session: AsyncSession, *, comment_id: uuid.UUID, author_
                 "deleted": True,
                 "updated_at": func.now(),
             },
-        )
+            where=~CommentState.deleted,
+        ).returning(CommentState.comment_id)
     )
+    return recorded.first() is not None
 
 
 def counted() -> ColumnElement[bool]:

@@ -2,14 +2,18 @@
 
 `<prefix>.profile-sync`: user.created, user.updated -> profiles.
 `<prefix>.comment-counts`: comment.created, comment.moderated, comment.deleted -> comment states.
-Each handler runs inside the consumer's transaction (which also records the event id) and never commits.
+Each handler runs inside the consumer's transaction (which also records the event id) and never commits. A change
+of a profile or of its author's comments publishes `profile.updated` in that transaction (user.profile_events).
 """
+
+import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from comm.events.consumer import Consumer, EventMeta
 from comm.events.models import CommentCreated, CommentDeleted, CommentModerated, UserCreated, UserUpdated
 from user import comment_counts, service
+from user.profile_events import lock_profile, publish_profile
 from user.settings import UserSettings
 
 
@@ -28,7 +32,9 @@ async def on_user_updated(session: AsyncSession, event: UserUpdated, meta: Event
 
 
 async def on_comment_created(session: AsyncSession, event: CommentCreated, meta: EventMeta) -> None:
-    await comment_counts.apply_status(
+    if event.author_id is not None:
+        await lock_profile(session, event.author_id)
+    recorded = await comment_counts.apply_status(
         session,
         comment_id=event.comment_id,
         author_id=event.author_id,
@@ -36,10 +42,13 @@ async def on_comment_created(session: AsyncSession, event: CommentCreated, meta:
         at=event.timestamp,
         kind=comment_counts.CREATED,
     )
+    await _count_changed(session, event.author_id, recorded=recorded)
 
 
 async def on_comment_moderated(session: AsyncSession, event: CommentModerated, meta: EventMeta) -> None:
-    await comment_counts.apply_status(
+    if event.author_id is not None:
+        await lock_profile(session, event.author_id)
+    recorded = await comment_counts.apply_status(
         session,
         comment_id=event.comment_id,
         author_id=event.author_id,
@@ -47,10 +56,21 @@ async def on_comment_moderated(session: AsyncSession, event: CommentModerated, m
         at=event.timestamp,
         kind=comment_counts.MODERATED,
     )
+    await _count_changed(session, event.author_id, recorded=recorded)
 
 
 async def on_comment_deleted(session: AsyncSession, event: CommentDeleted, meta: EventMeta) -> None:
-    await comment_counts.apply_deleted(session, comment_id=event.comment_id, author_id=event.author_id)
+    if event.author_id is not None:
+        await lock_profile(session, event.author_id)
+    recorded = await comment_counts.apply_deleted(session, comment_id=event.comment_id, author_id=event.author_id)
+    await _count_changed(session, event.author_id, recorded=recorded)
+
+
+async def _count_changed(session: AsyncSession, author_id: uuid.UUID | None, *, recorded: bool) -> None:
+    """Publish the author's profile after a recorded change of one of their comments (anonymous ones: none)."""
+    # A recorded change that leaves the count as it was (pending -> rejected) publishes too: rare and harmless.
+    if recorded and author_id is not None:
+        await publish_profile(session, author_id)
 
 
 def profile_sync_queue(settings: UserSettings) -> str:

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from comm.bootstrap import bootstrap_app
 from comm.db import open_database
+from comm.events.relay import OutboxRelay
 from user.consumers import build_consumers
 from user.routes import router
 from user.settings import UserSettings
@@ -18,9 +19,12 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # No outbox relay: this service publishes nothing (the outbox table exists only as part of the event tables).
+        # Started in order, stopped in reverse: consumers, relay (profile.updated), engine.
         async with AsyncExitStack() as stack:
-            await open_database(stack, app, settings.database_url)
+            engine = await open_database(stack, app, settings.database_url)
+            relay = OutboxRelay(engine=engine, settings=settings)
+            await relay.start()
+            stack.push_async_callback(relay.stop)
             app.state.consumers = build_consumers(settings, app.state.sessionmaker)
             for consumer in app.state.consumers:
                 await consumer.start()  # connects in the background: the API serves while the broker is away

@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -39,6 +40,9 @@ class Profile(Base):
     # i.e. for a profile made by the read-your-writes ensure path, which every event overrides.
     identity_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     identity_rank: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    # Grows by one with every change of the public face, in the same row update; `profile.updated` carries it so
+    # that blog's and comment's copies keep the newest (user.profile_events).
+    version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

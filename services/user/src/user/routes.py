@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path
 from comm.db import ReadSession, Session
 from comm.errors import Unauthorized
 from comm.tokens import CallerIdentity
-from user import service
+from user import relations, service
 from user.schemas import (
     USERNAME_PATTERN,
     EnsureIn,
@@ -17,6 +17,8 @@ from user.schemas import (
     ProfileOut,
     ProfilesOut,
     ProfileUpdateIn,
+    RelationsIn,
+    RelationsOut,
     lookup_query,
 )
 
@@ -39,6 +41,12 @@ async def lookup(lookup: LookupQuery, session: ReadSession, identity: CallerIden
     """Batch: `?ids=<uuid>,<uuid>&usernames=a,b` (at most 100 together); unknown ones are left out."""
     profiles = await service.lookup_profiles(session, lookup=lookup, viewer_id=identity.user_id)
     return ProfilesOut(profiles=profiles)
+
+
+@router.post("/relations")
+async def relations_of(data: RelationsIn, session: ReadSession, user_id: CurrentUserId) -> RelationsOut:
+    """For a page's authors: whom the caller's user follows, and their own profile if among them (a read)."""
+    return await relations.relations(session, viewer_id=user_id, ids=data.ids)
 
 
 @router.get("/me/following")

@@ -18,6 +18,7 @@ from sqlalchemy.sql import Select
 from user.comment_counts import comment_count
 from user.errors import CannotFollowYourself, NotYourProfile, ProfileNotFound
 from user.models import Follow, Profile
+from user.profile_events import lock_profile, publish_profile
 from user.schemas import Lookup, ProfileOut, ProfileUpdateIn
 
 # Identity event kinds: on equal timestamps an update wins over a creation.
@@ -54,27 +55,36 @@ async def ensure_profile(
     The profile is normally made by `user.created`; the gateway calls this right after registering so the new user
     can read their profile before that event arrives. The row carries no identity timestamp, so the event, which
     carries auth's authoritative one, overrides it whenever it comes, and a later call here never undoes an event.
+    A profile created here is published (`profile.updated`) like one created by the event.
     """
     if actor_id != user_id:
         raise NotYourProfile()
     async with session.begin():
-        await session.execute(
+        await lock_profile(session, user_id)
+        created = await session.scalar(
             insert(Profile)
             .values(user_id=user_id, username=username)
             .on_conflict_do_nothing(index_elements=["user_id"])
+            .returning(Profile.user_id)
         )
+        if created is not None:
+            await publish_profile(session, user_id)
         return await _one(session, Profile.user_id == user_id, viewer_id=actor_id)
 
 
 async def update_profile(session: AsyncSession, *, user_id: uuid.UUID, data: ProfileUpdateIn) -> ProfileOut:
-    """Change the user's own bio and image; fields not sent stay as they are."""
+    """Change the user's own bio and image (`profile.updated`); fields not sent stay as they are."""
     async with session.begin():
+        await lock_profile(session, user_id)
         profile = await session.get(Profile, user_id, with_for_update=True)
         if profile is None:
             raise ProfileNotFound()
-        for field, value in data.model_dump(exclude_unset=True).items():
+        changes = data.model_dump(exclude_unset=True)
+        for field, value in changes.items():
             setattr(profile, field, value)
         await session.flush()
+        if changes:
+            await publish_profile(session, user_id)
         return await _one(session, Profile.user_id == user_id, viewer_id=user_id)
 
 
@@ -112,11 +122,13 @@ async def apply_identity(session: AsyncSession, *, user_id: uuid.UUID, username:
     """Upsert the username from an identity event if the event is newer than the one applied last (helper).
 
     Order-tolerant and idempotent: an older or repeated event changes nothing, an `updated` before its `created`
-    creates the profile and the late `created` then loses. Bio and image are never touched.
+    creates the profile and the late `created` then loses. Bio and image are never touched. An applied event is
+    published (`profile.updated`).
     """
+    await lock_profile(session, user_id)
     statement = insert(Profile).values(user_id=user_id, username=username, identity_at=at, identity_rank=kind)
     new = statement.excluded
-    await session.execute(
+    applied = await session.execute(
         statement.on_conflict_do_update(
             index_elements=[Profile.user_id],
             set_={
@@ -129,8 +141,10 @@ async def apply_identity(session: AsyncSession, *, user_id: uuid.UUID, username:
                 Profile.identity_at.is_(None),
                 tuple_(new.identity_at, new.identity_rank) > tuple_(Profile.identity_at, Profile.identity_rank),
             ),
-        )
+        ).returning(Profile.user_id)
     )
+    if applied.first() is not None:
+        await publish_profile(session, user_id)
 
 
 def _holders_of(usernames: Sequence[str]) -> Select[uuid.UUID]:
