@@ -1,5 +1,6 @@
 """The blog service under a real uvicorn server, on its own fresh database and its own exchange."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 
 from blog.main import create_app
 from blog.settings import BlogSettings
+from comm.authors import authors_queue
 from comm.db import migrate
 from comm.events.testing import delete_topology
 from comm.testing import serve, temporary_database, unique_name
@@ -35,9 +37,17 @@ async def database_url() -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def settings(database_url: str) -> AsyncIterator[BlogSettings]:
-    settings = BlogSettings(database_url=database_url, events_exchange=unique_name("test.blog.events"))
+    settings = BlogSettings(
+        database_url=database_url,
+        events_exchange=unique_name("test.blog.events"),
+        queue_prefix=unique_name("test.blog"),
+        events_retry_delay_seconds=0.2,
+        events_reconnect_interval_seconds=0.5,
+    )
     yield settings
-    await delete_topology(url=settings.rabbitmq_url, exchange=settings.events_exchange)
+    await delete_topology(
+        url=settings.rabbitmq_url, exchange=settings.events_exchange, queues=[authors_queue(settings.queue_prefix)]
+    )
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +58,9 @@ def app(settings: BlogSettings) -> FastAPI:
 @pytest.fixture(scope="session")
 async def blog_url(app: FastAPI) -> AsyncIterator[str]:
     async with serve(app) as url:
+        async with asyncio.timeout(30):  # the authors queue exists and is bound before a test publishes
+            for consumer in app.state.consumers:
+                await consumer.ready()
         yield url
 
 

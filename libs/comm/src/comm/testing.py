@@ -92,7 +92,11 @@ async def serve(app: Any, *, port: int = 0, **config: Any) -> AsyncIterator[str]
 
 SERVICES = ("auth", "user", "blog", "comment", "gateway")
 WITH_DATABASE = ("auth", "user", "blog", "comment")
-QUEUES = {"user": ("profile-sync", "comment-counts"), "comment": ("post-cleanup",)}  # concerns, under the prefix
+QUEUES = {  # concerns, under the prefix
+    "user": ("profile-sync", "comment-counts"),
+    "blog": ("authors",),
+    "comment": ("post-cleanup",),
+}
 
 
 def queue_names(prefix: str) -> list[str]:

@@ -5,6 +5,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from blog.consumers import build_consumers
 from blog.routes import router
 from blog.settings import BlogSettings
 from comm.bootstrap import bootstrap_app
@@ -18,11 +19,15 @@ def create_app(settings: BlogSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:  # closed in reverse: relay, then engine
+        async with AsyncExitStack() as stack:  # closed in reverse: consumers, relay, then engine
             engine = await open_database(stack, app, settings.database_url)
             relay = OutboxRelay(engine=engine, settings=settings)
             await relay.start()
             stack.push_async_callback(relay.stop)
+            app.state.consumers = build_consumers(settings, app.state.sessionmaker)
+            for consumer in app.state.consumers:
+                await consumer.start()  # connects in the background: the API serves while the broker is away
+                stack.push_async_callback(consumer.stop)
             yield
 
     app = FastAPI(title="blog", version="0.1.0", lifespan=lifespan)

@@ -1,4 +1,4 @@
-"""The blog database: posts, categories and favorites; authors are user ids (names live in the user service)."""
+"""The blog database: posts, categories and favorites; authors are user ids, their public faces a read model."""
 
 import uuid
 from datetime import datetime
@@ -7,6 +7,7 @@ from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, String, Tex
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from comm.authors import add_authors_table
 from comm.db import service_metadata
 from comm.events.tables import add_event_tables
 
@@ -69,3 +70,6 @@ class Favorite(Base):
 
 
 EVENT_TABLES = add_event_tables(Base.metadata)
+# Authors' public profiles, kept from `profile.updated` (comm.authors); posts join them, no foreign key: a post
+# is written before its author's first event may have arrived.
+AUTHORS = add_authors_table(Base.metadata)

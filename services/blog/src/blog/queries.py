@@ -1,7 +1,9 @@
 """Reading posts: who may see what, lists with their filters, the feed, lookups and tags.
 
-A page costs two queries whatever its size: the total count, and the page itself with each post's category
-(joined) and the viewer's `favorited` (a correlated EXISTS); `favoritesCount` is a column of the post.
+A page costs two queries whatever its size: the total count, and the page itself with each post's category and
+author (joined) and the viewer's `favorited` (a correlated EXISTS); `favoritesCount` is a column of the post. One
+post is one query. The author is the read model's copy of their public profile (comm.authors), null until it has
+arrived. These are the hot reads: column selects turned straight into the answer, no ORM entities loaded.
 """
 
 import uuid
@@ -12,12 +14,13 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, any_, bindparam, exists, false, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer
 from sqlalchemy.types import Uuid
 
-from blog.models import Category, Favorite, Post
+from blog.models import AUTHORS, Category, Favorite, Post
 from blog.schemas import CategoryOut, PostBatch, PostList, PostOut, PostSummary, Tags
+from comm.authors import author_columns, author_of
 
 TAGS_LIMIT = 1000
 
@@ -54,23 +57,52 @@ def visible_to(viewer: uuid.UUID | None) -> ColumnElement[bool]:
     return published if viewer is None else or_(published, Post.author_id == viewer)
 
 
-def select_posts(viewer: uuid.UUID | None) -> Select[Post, Category | None, bool]:
-    """Posts with their category and whether the viewer favorited them (no filter yet)."""
+_SUMMARY_COLUMNS = (
+    Post.id,
+    Post.slug,
+    Post.title,
+    Post.description,
+    Post.tag_list,
+    Post.author_id,
+    Post.published_at,
+    Post.favorites_count,
+    Post.created_at,
+    Post.updated_at,
+)
+
+
+def select_posts(viewer: uuid.UUID | None, *, body: bool) -> Select[*tuple[Any, ...]]:
+    """Posts' columns with their category, their author and whether the viewer favorited them (no filter yet).
+
+    Lists leave the body out: up to 100 000 characters each, unread.
+    """
     favorited: ColumnElement[bool] = (
         exists().where(Favorite.post_id == Post.id, Favorite.user_id == viewer)
         if viewer is not None
         else literal(False)
     )
-    return select(Post, Category, favorited.label("favorited")).outerjoin(Category, Post.category_id == Category.id)
+    return (
+        select(
+            *_SUMMARY_COLUMNS,
+            *((Post.body,) if body else ()),
+            Category.slug.label("category_slug"),
+            Category.name.label("category_name"),
+            favorited.label("favorited"),
+            *author_columns(AUTHORS),
+        )
+        .select_from(Post)
+        .outerjoin(Category, Post.category_id == Category.id)
+        .outerjoin(AUTHORS, AUTHORS.c.user_id == Post.author_id)
+    )
 
 
 async def get_post(
     session: AsyncSession, *, viewer: uuid.UUID | None, post_id: uuid.UUID | None = None, slug: str | None = None
 ) -> PostOut | None:
-    """One post by id or slug, if the viewer may see it."""
+    """One post by id or slug, if the viewer may see it, in one query."""
     key = Post.id == post_id if post_id is not None else Post.slug == slug
-    row = (await session.execute(select_posts(viewer).where(key, visible_to(viewer)))).first()
-    return None if row is None else to_out(*row)
+    row = (await session.execute(select_posts(viewer, body=True).where(key, visible_to(viewer)))).first()
+    return None if row is None else PostOut(**_row_fields(row), body=row.body)
 
 
 async def list_posts(session: AsyncSession, *, viewer: uuid.UUID | None, where: PostFilter, page: Page) -> PostList:
@@ -80,24 +112,21 @@ async def list_posts(session: AsyncSession, *, viewer: uuid.UUID | None, where: 
         return PostList(posts=[], posts_count=0)
     total = await session.scalar(select(func.count()).select_from(Post).where(*conditions))
     rows = await session.execute(
-        select_posts(viewer)
+        select_posts(viewer, body=False)
         .where(*conditions)
-        .options(defer(Post.body))  # lists carry no body: up to 100 000 characters each, unread
         .order_by(Post.created_at.desc(), Post.id.desc())
         .limit(page.limit)
         .offset(page.offset)
     )
-    return PostList(posts=[to_summary(*row) for row in rows], posts_count=total or 0)
+    return PostList(posts=[PostSummary(**_row_fields(row)) for row in rows], posts_count=total or 0)
 
 
 async def lookup_posts(session: AsyncSession, *, viewer: uuid.UUID | None, ids: Sequence[uuid.UUID]) -> PostBatch:
     """The posts among `ids` that exist and the viewer may see, in the order asked (one query)."""
     if not ids:
         return PostBatch(posts=[])
-    query = select_posts(viewer).where(Post.id == any_(_uuid_array(ids)), visible_to(viewer))
-    found = {
-        post.id: post for post in (to_summary(*row) for row in await session.execute(query.options(defer(Post.body))))
-    }
+    query = select_posts(viewer, body=False).where(Post.id == any_(_uuid_array(ids)), visible_to(viewer))
+    found = {post.id: post for post in (PostSummary(**_row_fields(row)) for row in await session.execute(query))}
     return PostBatch(posts=[found[post_id] for post_id in dict.fromkeys(ids) if post_id in found])
 
 
@@ -141,11 +170,28 @@ def _uuid_array(ids: Sequence[uuid.UUID]) -> Any:
     return bindparam(None, list(ids), type_=ARRAY(Uuid()))
 
 
-def to_summary(post: Post, category: Category | None, favorited: bool) -> PostSummary:
-    return PostSummary(**_fields(post, category, favorited))
+def _row_fields(row: Row[Any]) -> dict[str, Any]:
+    """A row of `select_posts` as the fields of PostSummary."""
+    return {
+        "id": row.id,
+        "slug": row.slug,
+        "title": row.title,
+        "description": row.description,
+        "tag_list": list(row.tag_list),
+        "category": CategoryOut(slug=row.category_slug, name=row.category_name) if row.category_slug else None,
+        "author_id": row.author_id,
+        "author": author_of(row),
+        "published": row.published_at is not None,
+        "published_at": row.published_at,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "favorited": row.favorited,
+        "favorites_count": row.favorites_count,
+    }
 
 
 def to_out(post: Post, category: Category | None, favorited: bool) -> PostOut:
+    """The answer of a write, from the post as stored; without the author, whom the caller already has."""
     return PostOut(**_fields(post, category, favorited), body=post.body)
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from comm.authors import AuthorOut
 from comm.timestamps import ApiTimestamp
 
 MAX_TAGS = 20
@@ -137,6 +138,9 @@ class PostSummary(BaseModel):
     tag_list: list[str] = Field(serialization_alias="tagList")
     category: CategoryOut | None
     author_id: uuid.UUID
+    # The author's public profile from the read model (comm.authors); null until it has arrived, and in the
+    # answers of writes, whose caller already knows the author.
+    author: AuthorOut | None = None
     published: bool
     published_at: Timestamp | None = Field(serialization_alias="publishedAt")
     created_at: Timestamp = Field(serialization_alias="createdAt")

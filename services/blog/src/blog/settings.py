@@ -15,6 +15,8 @@ class BlogSettings(CommSettings):
     # A post body may hold 100 000 characters; in UTF-8 JSON that is up to ~400 KB of CJK or emoji text, and a
     # feed request carries up to 10 000 author ids (~390 KB). Anything larger is refused before it is parsed.
     max_body_bytes: int = 1024 * 1024
+    # Consuming queues are `<queue_prefix>.<concern>`; tests set a unique prefix so runs never share a queue.
+    queue_prefix: str = "blog"
 
     host: str = "127.0.0.1"
     port: int = 3002
