@@ -10,7 +10,7 @@ runs on core 1. One run measures everything, interleaved (direct, proxied, direc
   its own process; latency is measured from each request's scheduled time, so queueing is not hidden.
 
 `--transports` compares proxies built on other clients (same app, same model validation, only the client differs):
-comm (ServiceClient), comm-traced (ServiceClient in an app with setup_telemetry and setup_metrics), aiohttp (raw
+comm (ServiceClient), comm-traced (ServiceClient in an app with the platform's tracing and metrics), aiohttp (raw
 ClientSession), httpx-aiohttp (httpx.AsyncClient over httpx_aiohttp.AiohttpTransport), httpx (its default transport).
 
     uv run python bench/http_proxy.py                             # comm vs direct, under a minute
@@ -39,7 +39,7 @@ from pydantic import BaseModel
 from comm.http.client import ServiceClient
 from comm.metrics import setup_metrics
 from comm.settings import CommSettings
-from comm.telemetry import setup_telemetry
+from comm.telemetry import telemetry_config, tracer_provider
 from comm.tokens import Identity
 
 TRANSPORTS = ("comm", "comm-traced", "aiohttp", "httpx-aiohttp", "httpx")
@@ -117,10 +117,12 @@ def proxy_app(transport: str, backend_url: str) -> FastAPI:
             app.state.fetch = fetch
             yield
 
-    app = FastAPI(lifespan=lifespan)
     if transport == "comm-traced":
-        setup_telemetry(app, CommSettings(service_name="bench-proxy"))
+        provider = tracer_provider(CommSettings(service_name="bench-proxy"))
+        app = FastAPI(lifespan=lifespan, telemetry=telemetry_config(provider))
         setup_metrics(app, "bench-proxy")
+    else:
+        app = FastAPI(lifespan=lifespan)
 
     @app.get("/proxy")
     async def proxy() -> Item:

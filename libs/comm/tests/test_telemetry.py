@@ -18,7 +18,7 @@ from comm.cli import uvicorn_log_config
 from comm.http.client import ServiceClient
 from comm.metrics import setup_metrics
 from comm.settings import CommSettings
-from comm.telemetry import LOG_FORMAT, install_log_trace_ids, setup_telemetry
+from comm.telemetry import LOG_FORMAT, install_log_trace_ids, telemetry_config, tracer_provider
 from comm.testing import serve
 
 log = logging.getLogger("telemetry-test")
@@ -30,8 +30,8 @@ class Item(BaseModel):
 
 
 def _backend(exporter: InMemorySpanExporter) -> FastAPI:
-    app = FastAPI()
-    setup_telemetry(app, CommSettings(service_name="backend-test"), span_processor=SimpleSpanProcessor(exporter))
+    provider = tracer_provider(CommSettings(service_name="backend-test"), span_processor=SimpleSpanProcessor(exporter))
+    app = FastAPI(telemetry=telemetry_config(provider))
     setup_metrics(app, "backend-test")
 
     @app.get("/items/{item_id}")
@@ -47,15 +47,14 @@ def _front(exporter: InMemorySpanExporter, backend_url: str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        provider = app.state.tracer_provider
         async with ServiceClient(
             downstream="backend", base_url=backend_url, settings=settings, tracer_provider=provider
         ) as client:
             app.state.backend = client
             yield
 
-    app = FastAPI(lifespan=lifespan)
-    setup_telemetry(app, settings, span_processor=SimpleSpanProcessor(exporter))
+    provider = tracer_provider(settings, span_processor=SimpleSpanProcessor(exporter))
+    app = FastAPI(lifespan=lifespan, telemetry=telemetry_config(provider))
 
     @app.get("/front/{item_id}")
     async def front(item_id: int) -> Item:
@@ -104,14 +103,14 @@ async def test_one_trace_across_two_services_and_metrics_by_template(caplog: pyt
 
 
 def test_log_records_outside_a_span_carry_placeholder_ids(caplog: pytest.LogCaptureFixture) -> None:
-    setup_telemetry(FastAPI(), CommSettings(service_name="quiet-test"))
+    tracer_provider(CommSettings(service_name="quiet-test"))
     log.warning("no span here")
     assert caplog.records[-1].trace_id == "0"  # type: ignore[attr-defined]
 
 
 def test_otlp_exporter_is_added_when_an_endpoint_is_set() -> None:
     settings = CommSettings(service_name="export-test", otel_exporter_otlp_endpoint="http://127.0.0.1:4318")
-    provider = setup_telemetry(FastAPI(), settings)
+    provider = tracer_provider(settings)
     processors = provider._active_span_processor._span_processors
     assert [type(processor).__name__ for processor in processors] == ["BatchSpanProcessor"]
     provider.shutdown()

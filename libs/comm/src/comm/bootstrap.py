@@ -1,35 +1,49 @@
-"""What every service app has, in one call: body cap, error shape, internal tokens, tracing, metrics, probes."""
+"""What every service app has, in one call: body cap, error shape, internal tokens, tracing, metrics, probes.
+
+The request path is the cost of every call between services, so each concern is one ASGI layer or none: the body
+cap is comm.bodylimit's (FastAPI's own `max_body_size` answers a declared oversize body in plain text, outside the
+error shape, whatever the handlers render), tracing is FastAPI's native telemetry (comm.telemetry), metrics the
+Prometheus instrumentator's one middleware; the error shape, internal tokens and probes are handlers and routes.
+"""
 
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import SpanProcessor
 
 from comm.bodylimit import BodyLimitMiddleware
 from comm.errors import install_error_handlers
 from comm.health import ReadyCheck, add_health_routes, database_check
 from comm.metrics import setup_metrics
 from comm.settings import CommSettings
-from comm.telemetry import setup_telemetry
+from comm.telemetry import telemetry_config, tracer_provider
 from comm.tokens import setup_internal_tokens
 
 
-def bootstrap_app(
-    app: FastAPI,
+def service_app(
     settings: CommSettings,
     *,
     max_body_bytes: int,
     ready_checks: Mapping[str, ReadyCheck] | None = None,
     expose_metrics: bool = True,
-) -> None:
-    """Give a service app the platform's common behaviour (DESIGN §2, §3, §5).
+    span_processor: SpanProcessor | None = None,
+    **fastapi: Any,
+) -> FastAPI:
+    """A FastAPI app (`fastapi`: title, lifespan, ...) with the platform's common behaviour.
 
     Readiness checks default to the database on `app.state.engine` (see comm.db.open_database). With
-    `expose_metrics=False` the app does not serve `/metrics` itself (see comm.metrics.serve_metrics)."""
+    `expose_metrics=False` the app does not serve `/metrics` itself (see comm.metrics.serve_metrics). The app's
+    tracer provider is `app.state.tracer_provider`; tests add an exporter as `span_processor`."""
+    provider = tracer_provider(settings, span_processor=span_processor)
+    app = FastAPI(**fastapi, telemetry=telemetry_config(provider))
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.state.settings = settings
+    app.state.tracer_provider = provider
     if ready_checks is None:
         ready_checks = {"database": lambda: database_check(app.state.engine)()}
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     install_error_handlers(app)
     setup_internal_tokens(app, settings)
-    setup_telemetry(app, settings)
     setup_metrics(app, settings.service_name, expose=expose_metrics)
     add_health_routes(app, checks=ready_checks)
+    return app

@@ -1,8 +1,17 @@
-"""Tracing for every service (DESIGN §5, seed §6): one call per app, `setup_telemetry(app, settings)`.
+"""Tracing for every service: a tracer provider per app and FastAPI's own request tracing (`telemetry_config`).
 
 Tracing is always on: an SDK tracer provider named after the service is installed even when nothing exports, so
 trace context reaches outgoing requests (ServiceClient injects `traceparent`), messages and log lines. Spans are
-exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Which traces are recorded follows
+OpenTelemetry's standard `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`, which the SDK's provider reads (default
+`parentbased_always_on`; `parentbased_traceidratio` with `0.1` records one request in ten): parent-based, so the
+decision made where a trace starts holds in every service and across the broker. A request that is not recorded
+still has its trace and span ids, so log lines and outgoing calls carry them all the same.
+
+Requests are traced by FastAPI's native telemetry, one ASGI layer (OpenTelemetry's contrib FastAPI instrumentation
+was a second one, with its own per-request route lookup, for the same server span), without its operation spans
+(one span per dependency, endpoint and serialization would cost more than the request) and without its
+OpenTelemetry metrics and logs (Prometheus and our log lines carry those).
 
 Each app gets its own provider (its own `service.name` and processors; tests build several apps in one process and
 pass an in-memory exporter as `span_processor`); the first one also becomes the process's global provider, which
@@ -14,11 +23,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -27,16 +35,14 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from comm.settings import CommSettings
 
-# A log format that shows the trace of each line; the ids are on every record once setup_telemetry (or, first thing
+# A log format that shows the trace of each line; the ids are on every record once tracer_provider (or, first thing
 # in a service's process, install_log_trace_ids) ran.
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s trace_id=%(trace_id)s span_id=%(span_id)s %(message)s"
-_UNTRACED_URLS = "/metrics,/health,/ready"  # probes and scrapes would drown the traces that matter
+_UNTRACED_PATHS = frozenset({"/metrics", "/health", "/ready"})  # probes and scrapes would drown the traces that matter
 
 
-def setup_telemetry(
-    app: FastAPI, settings: CommSettings, *, span_processor: SpanProcessor | None = None
-) -> TracerProvider:
-    """Trace the app's requests under `settings.service_name`; returns (and keeps in app.state) its provider."""
+def tracer_provider(settings: CommSettings, *, span_processor: SpanProcessor | None = None) -> TracerProvider:
+    """The app's provider, named `settings.service_name`, sampling as OTEL_TRACES_SAMPLER says (the SDK reads it)."""
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: settings.service_name}))
     if settings.otel_exporter_otlp_endpoint:
         endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
@@ -44,12 +50,19 @@ def setup_telemetry(
     if span_processor is not None:
         provider.add_span_processor(span_processor)
     _install_process_globals(provider)
-    # The per-message "receive"/"send" spans double the cost of a request and tell nothing the server span doesn't.
-    FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls=_UNTRACED_URLS, exclude_spans=["receive", "send"]
-    )
-    app.state.tracer_provider = provider
     return provider
+
+
+def telemetry_config(provider: TracerProvider) -> TelemetryConfig:
+    """`FastAPI(telemetry=...)`: a server span per request on `provider`, nothing else (see the module's docstring)."""
+    return {
+        "tracer_provider": provider,
+        "tracing": True,
+        "metrics": False,
+        "logs": False,
+        "operation_spans": False,
+        "exclude": lambda scope: scope.get("path") in _UNTRACED_PATHS,
+    }
 
 
 def _install_process_globals(provider: TracerProvider) -> None:

@@ -9,7 +9,7 @@ from auth.passwords import Passwords
 from auth.routes import public, router
 from auth.settings import AuthSettings
 from auth.signing import TokenSigner
-from comm.bootstrap import bootstrap_app
+from comm.bootstrap import service_app
 from comm.db import open_database
 from comm.events.relay import OutboxRelay
 
@@ -27,11 +27,11 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             stack.push_async_callback(relay.stop)
             yield
 
-    app = FastAPI(title="auth", version="0.1.0", lifespan=lifespan)
-    app.state.settings = settings
+    app = service_app(
+        settings, max_body_bytes=settings.max_body_bytes, title="auth", version="0.1.0", lifespan=lifespan
+    )
     app.state.passwords = Passwords(settings)
     app.state.signer = TokenSigner(settings)
-    bootstrap_app(app, settings, max_body_bytes=settings.max_body_bytes)
     app.include_router(router)
     app.include_router(public)
     return app

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from blog.consumers import build_consumers
 from blog.routes import router
 from blog.settings import BlogSettings
-from comm.bootstrap import bootstrap_app
+from comm.bootstrap import service_app
 from comm.db import open_database
 from comm.events.relay import OutboxRelay
 
@@ -30,8 +30,8 @@ def create_app(settings: BlogSettings | None = None) -> FastAPI:
                 stack.push_async_callback(consumer.stop)
             yield
 
-    app = FastAPI(title="blog", version="0.1.0", lifespan=lifespan)
-    app.state.settings = settings
-    bootstrap_app(app, settings, max_body_bytes=settings.max_body_bytes)
+    app = service_app(
+        settings, max_body_bytes=settings.max_body_bytes, title="blog", version="0.1.0", lifespan=lifespan
+    )
     app.include_router(router)
     return app

@@ -5,7 +5,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from comm.bootstrap import bootstrap_app
+from comm.bootstrap import service_app
 from comm.db import open_database
 from comm.events.relay import OutboxRelay
 from comm.http.clients import BlogServiceClient
@@ -33,8 +33,8 @@ def create_app(settings: CommentSettings | None = None) -> FastAPI:
             stack.push_async_callback(app.state.post_cleanup.stop)
             yield
 
-    app = FastAPI(title="comment", version="0.1.0", lifespan=lifespan)
-    app.state.settings = settings
-    bootstrap_app(app, settings, max_body_bytes=settings.max_body_bytes)
+    app = service_app(
+        settings, max_body_bytes=settings.max_body_bytes, title="comment", version="0.1.0", lifespan=lifespan
+    )
     app.include_router(router)
     return app

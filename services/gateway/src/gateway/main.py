@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from comm.bootstrap import bootstrap_app
+from comm.bootstrap import service_app
 from comm.metrics import serve_metrics
 from gateway.deps import Upstreams
 from gateway.edge import EdgeMiddleware
@@ -46,11 +46,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             stop_metrics()
             await upstreams.aclose()
 
-    app = FastAPI(
-        title="Conduit API (blog platform gateway)", version="1.1.0", description=DESCRIPTION, lifespan=lifespan
-    )
     # Its port is public: /metrics goes to a port of its own (GATEWAY_METRICS_PORT), for the operator's Prometheus.
-    bootstrap_app(app, settings, max_body_bytes=settings.max_body_bytes, ready_checks={}, expose_metrics=False)
+    app = service_app(
+        settings,
+        max_body_bytes=settings.max_body_bytes,
+        ready_checks={},
+        expose_metrics=False,
+        title="Conduit API (blog platform gateway)",
+        version="1.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
     app.add_middleware(EdgeMiddleware)
     app.add_middleware(
         CORSMiddleware,
