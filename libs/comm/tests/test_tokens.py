@@ -13,7 +13,15 @@ from fastapi import FastAPI
 
 from comm.errors import install_error_handlers
 from comm.settings import CommSettings
-from comm.tokens import HEADER, CallerIdentity, Identity, InternalTokens, OptionalCallerIdentity, setup_internal_tokens
+from comm.tokens import (
+    HEADER,
+    CallerIdentity,
+    Identity,
+    InternalTokens,
+    InvalidInternalToken,
+    OptionalCallerIdentity,
+    setup_internal_tokens,
+)
 
 SECRET = "test-internal-secret-0123456789abcdef"
 USER = Identity(user_id=uuid.uuid4(), roles=frozenset({"moderator"}))
@@ -146,3 +154,27 @@ def test_dev_secret_is_logged_at_setup(caplog: pytest.LogCaptureFixture) -> None
     caplog.clear()
     setup_internal_tokens(FastAPI(), CommSettings(service_name="blog", internal_token_secret=SECRET))
     assert "development" not in caplog.text
+
+
+def test_a_verified_token_is_reused_until_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [time.time()]
+    sender = InternalTokens(secret=SECRET, service="gateway", ttl_seconds=60, clock=lambda: now[0])
+    receiver = InternalTokens(secret=SECRET, service="blog", ttl_seconds=60, clock=lambda: now[0])
+    decoded = []
+    decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decoded.append(1) or decode(*a, **k))
+    token = sender.mint(audience="blog", identity=USER)
+    first = receiver.verify(token)
+    assert receiver.verify(token) == first == Identity(USER.user_id, USER.roles, caller="gateway")
+    assert len(decoded) == 1  # the second call is answered from the cache
+    now[0] += 60 + 5  # past `exp` and the leeway: the cached identity is no longer good, and neither is the token
+    with pytest.raises(InvalidInternalToken):
+        receiver.verify(token)
+
+
+def test_a_token_for_another_audience_is_refused_every_time() -> None:
+    token = _tokens().mint(audience="user", identity=USER)
+    receiver = _tokens("blog")
+    for _ in range(2):  # a refusal is never cached as an identity
+        with pytest.raises(InvalidInternalToken):
+            receiver.verify(token)

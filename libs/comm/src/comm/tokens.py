@@ -62,6 +62,9 @@ class InternalTokens:
         self._clock = clock
         # Minting costs about as much as the rest of a request, so a token is reused for the first half of its life.
         self._minted: dict[tuple[str, Identity], tuple[str, float]] = {}
+        # A caller reuses its token for half its life, so the same token arrives many times: its verified identity
+        # is kept until the token expires (a signature and its claims cannot change; only time can end it).
+        self._verified: dict[str, tuple[Identity, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: CommSettings) -> "InternalTokens":
@@ -107,6 +110,17 @@ class InternalTokens:
 
     def verify(self, token: str) -> Identity:
         """The identity in a token meant for this service; InvalidInternalToken otherwise."""
+        cached = self._verified.get(token)
+        if cached is not None and self._clock() < cached[1]:
+            return cached[0]
+        identity, expires = self._decode(token)
+        if len(self._verified) >= _CACHE_LIMIT:
+            self._verified.clear()
+        self._verified[token] = (identity, expires)
+        return identity
+
+    def _decode(self, token: str) -> tuple[Identity, float]:
+        """The identity in a token, checked in full, and when it stops being valid."""
         try:
             claims = jwt.decode(
                 token,
@@ -114,18 +128,23 @@ class InternalTokens:
                 algorithms=[ALGORITHM],
                 audience=self._service,
                 leeway=LEEWAY_SECONDS,
-                options={"require": ["typ", "iss", "aud", "exp", "iat", "jti"]},
+                # Expiry is judged below by this object's clock, the one the cache of verified tokens goes by.
+                options={"require": ["typ", "iss", "aud", "exp", "iat", "jti"], "verify_exp": False},
             )
+            expires = float(claims["exp"]) + LEEWAY_SECONDS
+            if self._clock() >= expires:
+                raise jwt.ExpiredSignatureError("Signature has expired")
             if claims["typ"] != TOKEN_TYPE:
                 raise jwt.InvalidTokenError(f"typ {claims['typ']!r} is not {TOKEN_TYPE!r}")
             sub, roles = claims.get("sub"), claims.get("roles", [])
             if not isinstance(roles, list):
                 raise jwt.InvalidTokenError("roles is not a list")
-            return Identity(
+            identity = Identity(
                 user_id=uuid.UUID(sub) if sub is not None else None,
                 roles=frozenset(str(role) for role in roles),
                 caller=str(claims["iss"]),
             )
+            return identity, expires
         except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
             log.info("rejected internal token: %s", exc)
             raise InvalidInternalToken from exc
