@@ -185,7 +185,9 @@ async def settings(database_url: str, blog: tuple[FakeBlog, str]) -> AsyncIterat
     settings = fast_settings(database_url, blog[1])
     yield settings
     await delete_topology(
-        url=settings.rabbitmq_url, exchange=settings.events_exchange, queues=[settings.post_cleanup_queue]
+        url=settings.rabbitmq_url,
+        exchange=settings.events_exchange,
+        queues=[settings.post_cleanup_queue, settings.authors_queue],
     )
 
 
@@ -195,6 +197,7 @@ async def comment_url(settings: CommentSettings) -> AsyncIterator[str]:
     async with serve(app) as url:
         async with asyncio.timeout(20):  # the queue is declared and consumed: post.deleted has somewhere to go
             await app.state.post_cleanup.ready()
+            await app.state.authors.ready()
         yield url
 
 

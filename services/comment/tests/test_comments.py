@@ -23,7 +23,7 @@ async def test_a_users_comment_is_approved_and_listed_with_rfc3339_ms_timestamps
     assert TIMESTAMP.match(comment["createdAt"]), comment["createdAt"]
     assert TIMESTAMP.match(comment["updatedAt"]), comment["updatedAt"]
     page = await kit.listed(post_id)
-    assert page == {"comments": [comment], "total": 1}
+    assert page == {"comments": [comment], "total": 1}  # `author` null: their profile has not arrived
 
 
 async def test_list_is_newest_first_paginated_with_the_total(kit: Any) -> None:

@@ -95,7 +95,7 @@ WITH_DATABASE = ("auth", "user", "blog", "comment")
 QUEUES = {  # concerns, under the prefix
     "user": ("profile-sync", "comment-counts"),
     "blog": ("authors",),
-    "comment": ("post-cleanup",),
+    "comment": ("post-cleanup", "authors"),
 }
 
 

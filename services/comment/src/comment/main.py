@@ -9,7 +9,7 @@ from comm.bootstrap import service_app
 from comm.db import open_database
 from comm.events.relay import OutboxRelay
 from comm.http.clients import BlogServiceClient
-from comment.consumers import post_cleanup
+from comment.consumers import authors, post_cleanup
 from comment.routes import router
 from comment.settings import CommentSettings
 
@@ -31,6 +31,9 @@ def create_app(settings: CommentSettings | None = None) -> FastAPI:
             app.state.post_cleanup = post_cleanup(settings, app.state.sessionmaker)
             await app.state.post_cleanup.start()
             stack.push_async_callback(app.state.post_cleanup.stop)
+            app.state.authors = authors(settings, app.state.sessionmaker)
+            await app.state.authors.start()
+            stack.push_async_callback(app.state.authors.stop)
             yield
 
     app = service_app(

@@ -1,4 +1,4 @@
-"""The comment database: comments and the tombstones of deleted posts."""
+"""The comment database: comments, the tombstones of deleted posts, and the authors' public profiles (read model)."""
 
 import uuid
 from datetime import datetime
@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Index, String, Text, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from comm.authors import add_authors_table
 from comm.db import service_metadata
 from comm.events.tables import add_event_tables
 
@@ -59,3 +60,5 @@ class DeletedPost(Base):
 
 
 EVENT_TABLES = add_event_tables(Base.metadata)
+# Authors' public profiles, kept from `profile.updated` (comm.authors); comment lists join them.
+AUTHORS = add_authors_table(Base.metadata)

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from comm.authors import AuthorOut
 from comm.timestamps import ApiTimestamp
 
 BODY_MAX_CHARS = 10_000
@@ -67,6 +68,9 @@ class CommentOut(BaseModel):
     status: Status
     moderation_reason: str | None
     moderator_id: uuid.UUID | None
+    # In lists: the author's public profile from the read model (comm.authors), null for an anonymous comment
+    # or until the profile has arrived; null in the answers of writes and single reads.
+    author: AuthorOut | None = None
     created_at: ApiTimestamp = Field(serialization_alias="createdAt")
     updated_at: ApiTimestamp = Field(serialization_alias="updatedAt")
 

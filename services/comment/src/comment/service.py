@@ -1,18 +1,24 @@
-"""The comment use cases: one transaction each, the outbox row in the same transaction as the write."""
+"""The comment use cases: one transaction each, the outbox row in the same transaction as the write.
+
+Lists carry each comment's author from the read model (comm.authors), joined in the query that reads the page;
+null for an anonymous comment and for an author whose profile has not arrived yet.
+"""
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from comm.authors import author_columns, author_of
 from comm.events.models import CommentCreated, CommentDeleted, CommentModerated
 from comm.events.outbox import add_event
 from comm.http.clients import BlogServiceClient
 from comm.tokens import Identity
 from comment.errors import AuthorNameRequired, CommentNotFound, NotAuthorOrModerator, PostNotFound
-from comment.models import Comment, DeletedPost
+from comment.models import AUTHORS, Comment, DeletedPost
 from comment.posts import ensure_public_post
 from comment.schemas import CommentIn, CommentOut, CommentPage, Status
 
@@ -65,14 +71,13 @@ async def list_comments(session: AsyncSession, *, post_id: uuid.UUID, limit: int
     visible = (Comment.post_id == post_id) & (Comment.status == "approved")
     async with session.begin():
         total = await session.scalar(select(func.count()).select_from(Comment).where(visible))
-        rows = await session.scalars(
-            select(Comment)
-            .where(visible)
+        rows = await session.execute(
+            _with_authors(visible)
             .order_by(Comment.created_at.desc(), Comment.number.desc())
             .limit(limit)
             .offset(offset)
         )
-        return CommentPage(comments=[CommentOut.model_validate(row) for row in rows], total=total or 0)
+        return CommentPage(comments=[_out(row) for row in rows], total=total or 0)
 
 
 async def get_comment(session: AsyncSession, *, comment_id: uuid.UUID, identity: Identity) -> CommentOut:
@@ -104,10 +109,24 @@ async def list_pending(session: AsyncSession, *, limit: int, offset: int) -> Com
     pending = Comment.status == "pending"
     async with session.begin():
         total = await session.scalar(select(func.count()).select_from(Comment).where(pending))
-        rows = await session.scalars(
-            select(Comment).where(pending).order_by(Comment.created_at, Comment.number).limit(limit).offset(offset)
+        rows = await session.execute(
+            _with_authors(pending).order_by(Comment.created_at, Comment.number).limit(limit).offset(offset)
         )
-        return CommentPage(comments=[CommentOut.model_validate(row) for row in rows], total=total or 0)
+        return CommentPage(comments=[_out(row) for row in rows], total=total or 0)
+
+
+def _with_authors(which: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
+    """The comments matching `which`, as columns, each with its author's public profile (LEFT JOIN: may be null)."""
+    return (
+        select(*Comment.__table__.c, *author_columns(AUTHORS))
+        .select_from(Comment)
+        .outerjoin(AUTHORS, AUTHORS.c.user_id == Comment.author_id)
+        .where(which)
+    )
+
+
+def _out(row: Any) -> CommentOut:
+    return CommentOut.model_validate({**row._mapping, "author": author_of(row)})
 
 
 async def moderate(

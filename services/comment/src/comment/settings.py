@@ -2,6 +2,7 @@
 
 from pydantic_settings import SettingsConfigDict
 
+from comm.authors import authors_queue
 from comm.settings import CommSettings
 
 
@@ -23,3 +24,8 @@ class CommentSettings(CommSettings):
     def post_cleanup_queue(self) -> str:
         """The queue whose handler deletes a deleted post's comments."""
         return f"{self.queue_prefix}.post-cleanup"
+
+    @property
+    def authors_queue(self) -> str:
+        """The queue `profile.updated` keeps the authors' public profiles from."""
+        return authors_queue(self.queue_prefix)

@@ -1,0 +1,74 @@
+"""Comment lists carry their authors' public profiles from the read model `profile.updated` keeps (comm.authors)."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+
+from comm.events.models import ProfileUpdated, encode_event
+from comm.events.testing import wait_until
+
+
+def profile(user_id: uuid.UUID, version: int, username: str, **fields: Any) -> ProfileUpdated:
+    face: dict[str, Any] = {"bio": None, "image": None, "comment_count": 0, **fields}
+    return ProfileUpdated(user_id=user_id, username=username, version=version, timestamp=datetime.now(UTC), **face)
+
+
+async def publish(kit: Any, event: ProfileUpdated, message_id: uuid.UUID | None = None) -> uuid.UUID:
+    """What the user service's relay sends, on the test exchange; returns the event id."""
+    message_id = message_id or uuid.uuid4()
+    message = aio_pika.Message(
+        encode_event(event),
+        message_id=str(message_id),
+        type=event.routing_key,
+        content_type="application/json",
+        app_id="user",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+    await kit.exchange.publish(message, routing_key=event.routing_key, mandatory=True)
+    return message_id
+
+
+async def processed(kit: Any, *ids: uuid.UUID) -> None:
+    query = "SELECT count(*) AS n FROM processed_events WHERE consumer = $1 AND event_id = ANY($2::uuid[])"
+
+    async def done() -> bool:
+        return int((await kit.sql(query, kit.settings.authors_queue, list(ids)))[0]["n"]) == len(set(ids))
+
+    await wait_until(done, within=30, interval=0.05)
+
+
+async def test_lists_carry_the_author_null_for_anonymous_and_unknown_authors(kit: Any) -> None:
+    post_id = kit.blog.add()
+    known, unknown, moderator = kit.user(), kit.user(), kit.user("moderator")
+    await processed(kit, await publish(kit, profile(known.user_id, 1, "alice", bio="hi", comment_count=1)))
+    await kit.created(post_id, known, body="by alice")
+    await kit.created(post_id, unknown, body="by someone not arrived yet")
+    await kit.created(post_id, kit.anonymous, body="by a passer-by", author_name="Passer-by")
+    listed = {c["body"]: c["author"] for c in (await kit.listed(post_id))["comments"]}
+    alice = {"username": "alice", "bio": "hi", "image": None, "commentCount": 1}
+    assert listed == {"by alice": alice, "by someone not arrived yet": None}
+    pending = (await kit.client.get("/moderation/comments", params={"limit": 100}, headers=moderator.headers)).json()
+    assert [c["author"] for c in pending["comments"] if c["post_id"] == str(post_id)] == [None]
+
+
+async def test_duplicates_and_older_versions_change_nothing(kit: Any) -> None:
+    post_id, user = kit.blog.add(), kit.user()
+    await kit.created(post_id, user)
+    newest = await publish(kit, profile(user.user_id, 5, "renamed", image="https://img.example/r.png"))
+    again = await publish(kit, profile(user.user_id, 5, "renamed", image="https://img.example/r.png"), newest)
+    older = [await publish(kit, profile(user.user_id, version, f"old{version}")) for version in (4, 1, 3)]
+    await processed(kit, newest, again, *older)
+    [comment] = (await kit.listed(post_id))["comments"]
+    assert comment["author"] == {
+        "username": "renamed",
+        "bio": None,
+        "image": "https://img.example/r.png",
+        "commentCount": 0,
+    }
+    await processed(kit, await publish(kit, profile(user.user_id, 6, "again", comment_count=1)))
+    [comment] = (await kit.listed(post_id))["comments"]
+    assert comment["author"]["username"] == "again"
+    rows = await kit.sql("SELECT version FROM authors WHERE user_id = $1", user.user_id)
+    assert [row["version"] for row in rows] == [6]
