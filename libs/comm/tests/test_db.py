@@ -8,14 +8,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from comm.db import ReadSession, Session, open_database
+from comm.db import ReadConnection, ReadSession, Session, open_database
 from comm.errors import install_error_handlers
 from comm.testing import free_port, temporary_database
 
 
-async def same_xact(session: AsyncSession) -> bool:
+async def same_xact(session: AsyncSession | AsyncConnection) -> bool:
     """Whether two statements in a row ran in the same transaction (each asks for its transaction's id)."""
     first = await session.scalar(text("SELECT txid_current()"))
     return bool(first == await session.scalar(text("SELECT txid_current()")))
@@ -35,6 +35,10 @@ async def app_on_database() -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
                 "pid": await session.scalar(text("SELECT pg_backend_pid()")),
                 "one_transaction": await same_xact(session),
             }
+
+        @app.get("/connection")
+        async def connection(db: ReadConnection) -> dict[str, object]:
+            return {"one_transaction": await same_xact(db), "x": await db.scalar(text("SELECT 41 + 1"))}
 
         @app.post("/write")
         async def write(session: Session) -> dict[str, object]:
@@ -61,9 +65,10 @@ async def terminate_backends(url: str) -> int:
 
 
 @pytest.mark.asyncio
-async def test_a_read_session_runs_without_a_transaction_and_a_write_session_inside_one() -> None:
+async def test_reads_run_without_a_transaction_and_a_write_session_inside_one() -> None:
     async with app_on_database() as (client, _):
         assert (await client.get("/backend")).json()["one_transaction"] is False
+        assert (await client.get("/connection")).json() == {"one_transaction": False, "x": 42}
         assert (await client.post("/write")).json() == {"one_transaction": True}
 
 

@@ -3,9 +3,9 @@
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from auth.errors import InvalidCredentials, InvalidUserToken, PasswordRejected, Taken, UnknownRole, UserNotFound
 from auth.models import User
@@ -57,14 +57,20 @@ async def login(
     return _with_token(user, signer)
 
 
-async def validate(session: AsyncSession, *, token: str, signer: TokenSigner) -> UserOut:
+# Built once with bind parameters: the gateway validates a signed-in user's token through it.
+_VALID_USER = select(User.id, User.username, User.email, User.roles).where(
+    User.id == bindparam("user_id"), User.token_version == bindparam("version")
+)
+
+
+async def validate(db: AsyncConnection, *, token: str, signer: TokenSigner) -> UserOut:
     """The user a token belongs to, if the token is genuine, unexpired and not revoked (seed §4.1)."""
     try:
         claims = signer.verify(token)
     except InvalidToken as exc:
         raise InvalidUserToken() from exc
-    user = await session.get(User, claims.user_id)
-    if user is None or user.token_version != claims.version:
+    user = (await db.execute(_VALID_USER, {"user_id": claims.user_id, "version": claims.version})).first()
+    if user is None:  # gone, or the token is older than the last password change or logout-all
         raise InvalidUserToken()
     return UserOut.model_validate(user)
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from comm.db import ReadSession, Session
+from comm.db import ReadConnection, ReadSession, Session
 from comm.errors import Unauthorized
 from comm.tokens import CallerIdentity
 from user import relations, service
@@ -37,16 +37,16 @@ LookupQuery = Annotated[Lookup, Depends(lookup_query)]
 
 
 @router.get("")
-async def lookup(lookup: LookupQuery, session: ReadSession, identity: CallerIdentity) -> ProfilesOut:
+async def lookup(lookup: LookupQuery, db: ReadConnection, identity: CallerIdentity) -> ProfilesOut:
     """Batch: `?ids=<uuid>,<uuid>&usernames=a,b` (at most 100 together); unknown ones are left out."""
-    profiles = await service.lookup_profiles(session, lookup=lookup, viewer_id=identity.user_id)
+    profiles = await service.lookup_profiles(db, lookup=lookup, viewer_id=identity.user_id)
     return ProfilesOut(profiles=profiles)
 
 
 @router.post("/relations")
-async def relations_of(data: RelationsIn, session: ReadSession, user_id: CurrentUserId) -> RelationsOut:
+async def relations_of(data: RelationsIn, db: ReadConnection, user_id: CurrentUserId) -> RelationsOut:
     """For a page's authors: whom the caller's user follows, and their own profile if among them (a read)."""
-    return await relations.relations(session, viewer_id=user_id, ids=data.ids)
+    return await relations.relations(db, viewer_id=user_id, ids=data.ids)
 
 
 @router.get("/me/following")
@@ -61,8 +61,8 @@ async def update_me(data: ProfileUpdateIn, session: Session, user_id: CurrentUse
 
 
 @router.get("/by-username/{username}")
-async def by_username(username: UsernamePath, session: ReadSession, identity: CallerIdentity) -> ProfileOut:
-    return await service.get_profile_by_username(session, username=username, viewer_id=identity.user_id)
+async def by_username(username: UsernamePath, db: ReadConnection, identity: CallerIdentity) -> ProfileOut:
+    return await service.get_profile_by_username(db, username=username, viewer_id=identity.user_id)
 
 
 @router.post("/by-username/{username}/follow")
@@ -76,8 +76,8 @@ async def unfollow(username: UsernamePath, session: Session, user_id: CurrentUse
 
 
 @router.get("/{user_id}")
-async def by_id(user_id: uuid.UUID, session: ReadSession, identity: CallerIdentity) -> ProfileOut:
-    return await service.get_profile(session, user_id=user_id, viewer_id=identity.user_id)
+async def by_id(user_id: uuid.UUID, db: ReadConnection, identity: CallerIdentity) -> ProfileOut:
+    return await service.get_profile(db, user_id=user_id, viewer_id=identity.user_id)
 
 
 @router.put("/{user_id}")

@@ -7,12 +7,12 @@ on its way, loses to the user who holds it now.
 """
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, literal, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import distinct_on, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Result, String, Uuid, any_, bindparam, delete, exists, func, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Select
 
 from user.comment_counts import comment_count
@@ -24,27 +24,25 @@ from user.schemas import Lookup, ProfileOut, ProfileUpdateIn
 # Identity event kinds: on equal timestamps an update wins over a creation.
 CREATED, UPDATED = 0, 1
 
+Executor = AsyncConnection | AsyncSession  # a read runs on a request's read connection, or inside a write
 
-async def get_profile(session: AsyncSession, *, user_id: uuid.UUID, viewer_id: uuid.UUID | None) -> ProfileOut:
+
+async def get_profile(db: Executor, *, user_id: uuid.UUID, viewer_id: uuid.UUID | None) -> ProfileOut:
     """One profile by user id, as `viewer_id` sees it, in one query (no transaction needed: see comm.db)."""
-    return await _one(session, Profile.user_id == user_id, viewer_id=viewer_id)
+    return _first(await db.execute(PROFILE_BY_ID, {"user_id": user_id, "viewer_id": viewer_id}))
 
 
-async def get_profile_by_username(session: AsyncSession, *, username: str, viewer_id: uuid.UUID | None) -> ProfileOut:
+async def get_profile_by_username(db: Executor, *, username: str, viewer_id: uuid.UUID | None) -> ProfileOut:
     """One profile by username, as `viewer_id` sees it, in one query."""
-    return await _one(session, Profile.user_id == _holders_of([username]).scalar_subquery(), viewer_id=viewer_id)
+    return _first(await db.execute(PROFILE_BY_USERNAME, {"username": username, "viewer_id": viewer_id}))
 
 
-async def lookup_profiles(session: AsyncSession, *, lookup: Lookup, viewer_id: uuid.UUID | None) -> list[ProfileOut]:
+async def lookup_profiles(db: Executor, *, lookup: Lookup, viewer_id: uuid.UUID | None) -> list[ProfileOut]:
     """The profiles found by ids and usernames (unknown ones left out), in one query whatever their number."""
-    conditions = []
-    if lookup.ids:
-        conditions.append(Profile.user_id.in_(lookup.ids))
-    if lookup.usernames:
-        conditions.append(Profile.user_id.in_(_holders_of(lookup.usernames).scalar_subquery()))
-    if not conditions:
+    if not lookup.ids and not lookup.usernames:
         return []
-    return await _present(session, or_(*conditions), viewer_id=viewer_id)
+    params = {"ids": lookup.ids, "usernames": lookup.usernames, "viewer_id": viewer_id}
+    return [ProfileOut.model_validate(row, from_attributes=True) for row in await db.execute(PROFILES_LOOKUP, params)]
 
 
 async def ensure_profile(
@@ -147,11 +145,11 @@ async def apply_identity(session: AsyncSession, *, user_id: uuid.UUID, username:
         await publish_profile(session, user_id)
 
 
-def _holders_of(usernames: Sequence[str]) -> Select[uuid.UUID]:
-    """For each username, the user id of the one row that holds it now (see the module docstring)."""
+def _holders(names: ColumnElement[bool]) -> Select[uuid.UUID]:
+    """For each username `names` matches, the user id of the one row that holds it now (see the module docstring)."""
     return (
         select(Profile.user_id)
-        .where(Profile.username.in_(usernames))
+        .where(names)
         .ext(distinct_on(Profile.username))
         .order_by(
             Profile.username,
@@ -164,38 +162,42 @@ def _holders_of(usernames: Sequence[str]) -> Select[uuid.UUID]:
 
 async def _holder_of(session: AsyncSession, username: str) -> uuid.UUID:
     """The user id that holds `username` now."""
-    user_id = await session.scalar(_holders_of([username]))
+    user_id = await session.scalar(_holders(Profile.username == username))
     if user_id is None:
         raise ProfileNotFound()
     return user_id
 
 
-async def _present(
-    session: AsyncSession, which: ColumnElement[bool], *, viewer_id: uuid.UUID | None
-) -> list[ProfileOut]:
-    """The profiles matching `which`, by username, with `following` (relative to the viewer) and `commentCount`."""
-    following: ColumnElement[bool] = (
-        exists().where(Follow.follower_id == viewer_id, Follow.followee_id == Profile.user_id)
-        if viewer_id is not None
-        else literal(False)
+# The reads are built once, with bind parameters: building a statement and its cache key on every request cost
+# more than running it. A NULL viewer follows no one, so one statement serves signed-in and anonymous readers.
+_VIEWER = bindparam("viewer_id", type_=Uuid)
+_PROFILE = select(
+    Profile.user_id,
+    Profile.username,
+    Profile.bio,
+    Profile.image,
+    exists().where(Follow.follower_id == _VIEWER, Follow.followee_id == Profile.user_id).label("following"),
+    comment_count(Profile.user_id).label("comment_count"),
+)
+PROFILE_BY_ID = _PROFILE.where(Profile.user_id == bindparam("user_id", type_=Uuid))
+PROFILE_BY_USERNAME = _PROFILE.where(
+    Profile.user_id == _holders(Profile.username == bindparam("username")).scalar_subquery()
+)
+PROFILES_LOOKUP = _PROFILE.where(
+    or_(
+        Profile.user_id == any_(bindparam("ids", type_=ARRAY(Uuid))),
+        Profile.user_id.in_(_holders(Profile.username == any_(bindparam("usernames", type_=ARRAY(String))))),
     )
-    query = (
-        select(
-            Profile.user_id,
-            Profile.username,
-            Profile.bio,
-            Profile.image,
-            following.label("following"),
-            comment_count(Profile.user_id).label("comment_count"),
-        )
-        .where(which)
-        .order_by(Profile.username)
-    )
-    return [ProfileOut.model_validate(row, from_attributes=True) for row in await session.execute(query)]
+).order_by(Profile.username)
+
+
+def _first(rows: Result[Any]) -> ProfileOut:
+    row = rows.first()
+    if row is None:
+        raise ProfileNotFound()
+    return ProfileOut.model_validate(row, from_attributes=True)
 
 
 async def _one(session: AsyncSession, which: ColumnElement[bool], *, viewer_id: uuid.UUID | None) -> ProfileOut:
-    profiles = await _present(session, which, viewer_id=viewer_id)
-    if not profiles:
-        raise ProfileNotFound()
-    return profiles[0]
+    """In a write's transaction: the profile its change left, as `viewer_id` sees it."""
+    return _first(await session.execute(_PROFILE.where(which), {"viewer_id": viewer_id}))
