@@ -25,6 +25,9 @@ class ServiceSettings(Protocol):
     service_name: str
     host: str
     port: int
+    log_level: str
+    access_log: bool
+    proxy_headers: bool
 
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, None]]
@@ -40,10 +43,10 @@ def main(
 ) -> None:
     """Parse the command line and run one command."""
     install_log_trace_ids()  # before the first record: every line shows its trace (DESIGN §5)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    current = settings()
+    logging.basicConfig(level=current.log_level.upper(), format=LOG_FORMAT)
     parser = argparse.ArgumentParser(prog=f"python -m {package}")
     sub = parser.add_subparsers(dest="command", required=True)
-    current = settings()
     database_url: str | None = getattr(current, "database_url", None)  # the gateway has no database
     serve_parser = sub.add_parser("serve", help="run the HTTP server")
     if database_url is not None:
@@ -60,8 +63,10 @@ def main(
             factory=True,
             host=current.host,
             port=current.port,
-            log_level="info",
+            log_level=current.log_level.lower(),
             log_config=uvicorn_log_config(),
+            access_log=current.access_log,
+            proxy_headers=current.proxy_headers,
         )
     elif args.command != "migrate":
         try:

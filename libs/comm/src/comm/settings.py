@@ -63,6 +63,13 @@ class CommSettings(BaseSettings):
     http_retry_backoff_base_seconds: float = 0.1
     http_retry_backoff_max_seconds: float = 2.0
 
+    # Serving (`python -m <service> serve`), under the service's prefix. An access line per request is for the
+    # edge: between services every request is already a span and a metric, and the line would cost a tenth of a
+    # service's read. Forwarded headers are trusted at the edge only: no proxy stands before a service.
+    log_level: str = "info"
+    access_log: bool = False
+    proxy_headers: bool = False
+
     # Observability (DESIGN §5).
     otel_exporter_otlp_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))

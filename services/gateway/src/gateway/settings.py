@@ -16,6 +16,9 @@ class GatewaySettings(CommSettings):
     service_name: str = "gateway"
     host: str = "127.0.0.1"
     port: int = 3000
+    # The edge: an access line per public request; X-Forwarded-For from the addresses uvicorn trusts (127.0.0.1).
+    access_log: bool = True
+    proxy_headers: bool = True
     # /metrics is served here, on the same host but not on the public port (0: any free port, for tests).
     metrics_port: int = 9464
     max_body_bytes: int = 256 * 1024
