@@ -6,16 +6,30 @@ post is one query. The author is the read model's copy of their public profile (
 arrived. These are the hot reads: column selects turned straight into the answer, no ORM entities loaded.
 """
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, any_, bindparam, exists, false, func, literal, or_, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import Uuid
 
 from blog.models import AUTHORS, Category, Favorite, Post
@@ -23,6 +37,7 @@ from blog.schemas import CategoryOut, PostBatch, PostList, PostOut, PostSummary,
 from comm.authors import author_columns, author_of
 
 TAGS_LIMIT = 1000
+Executor = AsyncConnection | AsyncSession  # a read runs on a request's read connection, or inside a write
 
 
 class Drafts(StrEnum):
@@ -51,12 +66,12 @@ class Page:
     offset: int = 0
 
 
-def visible_to(viewer: uuid.UUID | None) -> ColumnElement[bool]:
-    """Published posts, and the viewer's own drafts."""
-    published = Post.published_at.is_not(None)
-    return published if viewer is None else or_(published, Post.author_id == viewer)
-
-
+# The hot reads are statements built once, with bind parameters (a list: once per combination of filters, see
+# `_list_statements`): building a statement and its cache key on every request cost more than running it. A NULL
+# viewer has no drafts and no favorites, so the same statement serves signed-in and anonymous readers.
+_VIEWER = bindparam("viewer", type_=Uuid)
+_PUBLISHED = Post.published_at.is_not(None)
+_VISIBLE = or_(_PUBLISHED, Post.author_id == _VIEWER)  # published posts, and the viewer's own drafts
 _SUMMARY_COLUMNS = (
     Post.id,
     Post.slug,
@@ -71,16 +86,12 @@ _SUMMARY_COLUMNS = (
 )
 
 
-def select_posts(viewer: uuid.UUID | None, *, body: bool) -> Select[*tuple[Any, ...]]:
+def _select_posts(*, body: bool) -> Select[*tuple[Any, ...]]:
     """Posts' columns with their category, their author and whether the viewer favorited them (no filter yet).
 
     Lists leave the body out: up to 100 000 characters each, unread.
     """
-    favorited: ColumnElement[bool] = (
-        exists().where(Favorite.post_id == Post.id, Favorite.user_id == viewer)
-        if viewer is not None
-        else literal(False)
-    )
+    favorited = exists().where(Favorite.post_id == Post.id, Favorite.user_id == _VIEWER)
     return (
         select(
             *_SUMMARY_COLUMNS,
@@ -96,37 +107,47 @@ def select_posts(viewer: uuid.UUID | None, *, body: bool) -> Select[*tuple[Any, 
     )
 
 
+POST_BY_ID = _select_posts(body=True).where(Post.id == bindparam("post_id", type_=Uuid), _VISIBLE)
+POST_BY_SLUG = _select_posts(body=True).where(Post.slug == bindparam("slug"), _VISIBLE)
+POSTS_BY_IDS = _select_posts(body=False).where(Post.id == any_(bindparam("ids", type_=ARRAY(Uuid))), _VISIBLE)
+
+
 async def get_post(
-    session: AsyncSession, *, viewer: uuid.UUID | None, post_id: uuid.UUID | None = None, slug: str | None = None
+    db: Executor, *, viewer: uuid.UUID | None, post_id: uuid.UUID | None = None, slug: str | None = None
 ) -> PostOut | None:
     """One post by id or slug, if the viewer may see it, in one query."""
-    key = Post.id == post_id if post_id is not None else Post.slug == slug
-    row = (await session.execute(select_posts(viewer, body=True).where(key, visible_to(viewer)))).first()
+    if post_id is not None:
+        rows = await db.execute(POST_BY_ID, {"post_id": post_id, "viewer": viewer})
+    else:
+        rows = await db.execute(POST_BY_SLUG, {"slug": slug, "viewer": viewer})
+    row = rows.first()
     return None if row is None else PostOut(**_row_fields(row), body=row.body)
 
 
-async def list_posts(session: AsyncSession, *, viewer: uuid.UUID | None, where: PostFilter, page: Page) -> PostList:
+async def list_posts(db: Executor, *, viewer: uuid.UUID | None, where: PostFilter, page: Page) -> PostList:
     """A page of the matching posts, newest first, and how many match in all."""
-    conditions = _conditions(where, viewer)
-    if conditions is None:
-        return PostList(posts=[], posts_count=0)
-    total = await session.scalar(select(func.count()).select_from(Post).where(*conditions))
-    rows = await session.execute(
-        select_posts(viewer, body=False)
-        .where(*conditions)
-        .order_by(Post.created_at.desc(), Post.id.desc())
-        .limit(page.limit)
-        .offset(page.offset)
-    )
+    if where.author_ids is not None and not where.author_ids:
+        return PostList(posts=[], posts_count=0)  # an empty feed
+    count, listing = _list_statements(_shape(where, viewer))
+    params = {
+        "viewer": viewer,
+        "tags": [where.tag] if where.tag is not None else None,
+        "author_id": where.author_id,
+        "author_ids": list(where.author_ids) if where.author_ids is not None else None,
+        "favorited_by": where.favorited_by,
+        "category": where.category,
+    }
+    total = await db.scalar(count, params)
+    rows = await db.execute(listing, {**params, "limit": page.limit, "offset": page.offset})
     return PostList(posts=[PostSummary(**_row_fields(row)) for row in rows], posts_count=total or 0)
 
 
-async def lookup_posts(session: AsyncSession, *, viewer: uuid.UUID | None, ids: Sequence[uuid.UUID]) -> PostBatch:
+async def lookup_posts(db: Executor, *, viewer: uuid.UUID | None, ids: Sequence[uuid.UUID]) -> PostBatch:
     """The posts among `ids` that exist and the viewer may see, in the order asked (one query)."""
     if not ids:
         return PostBatch(posts=[])
-    query = select_posts(viewer, body=False).where(Post.id == any_(_uuid_array(ids)), visible_to(viewer))
-    found = {post.id: post for post in (PostSummary(**_row_fields(row)) for row in await session.execute(query))}
+    rows = await db.execute(POSTS_BY_IDS, {"ids": list(ids), "viewer": viewer})
+    found = {post.id: post for post in (PostSummary(**_row_fields(row)) for row in rows)}
     return PostBatch(posts=[found[post_id] for post_id in dict.fromkeys(ids) if post_id in found])
 
 
@@ -137,37 +158,63 @@ async def list_tags(session: AsyncSession) -> Tags:
     return Tags(tags=sorted(await session.scalars(query)))
 
 
-def _conditions(where: PostFilter, viewer: uuid.UUID | None) -> list[ColumnElement[bool]] | None:
-    """The WHERE clauses of a list; None when nothing can match (an empty feed)."""
-    if where.author_ids is not None and not where.author_ids:
-        return None
-    conditions = [_drafts(where.drafts, viewer)]
-    if where.tag is not None:
-        conditions.append(Post.tag_list.contains([where.tag]))
-    if where.author_id is not None:
-        conditions.append(Post.author_id == where.author_id)
-    if where.author_ids is not None:
-        conditions.append(Post.author_id == any_(_uuid_array(where.author_ids)))
-    if where.favorited_by is not None:
-        conditions.append(exists().where(Favorite.post_id == Post.id, Favorite.user_id == where.favorited_by))
-    if where.category is not None:
-        conditions.append(
-            Post.category_id == select(Category.id).where(Category.slug == where.category).scalar_subquery()
-        )
-    return conditions
+@dataclass(frozen=True)
+class _Shape:
+    """Which criteria a list has: each combination gets its statements built once."""
+
+    tag: bool
+    author_id: bool
+    author_ids: bool
+    favorited_by: bool
+    category: bool
+    drafts: Drafts  # NONE for an anonymous reader: they have no drafts
 
 
-def _drafts(drafts: Drafts, viewer: uuid.UUID | None) -> ColumnElement[bool]:
-    published = Post.published_at.is_not(None)
-    if drafts is Drafts.NONE or viewer is None:
-        return published if drafts is not Drafts.ONLY else false()
-    mine = and_(Post.published_at.is_(None), Post.author_id == viewer)
-    return or_(published, mine) if drafts is Drafts.MINE else mine
+def _shape(where: PostFilter, viewer: uuid.UUID | None) -> _Shape:
+    return _Shape(
+        tag=where.tag is not None,
+        author_id=where.author_id is not None,
+        author_ids=where.author_ids is not None,
+        favorited_by=where.favorited_by is not None,
+        category=where.category is not None,
+        drafts=where.drafts if viewer is not None or where.drafts is Drafts.ONLY else Drafts.NONE,
+    )
 
 
-def _uuid_array(ids: Sequence[uuid.UUID]) -> Any:
-    # One array parameter (`= ANY($1)`) instead of one parameter per id: feeds carry thousands of ids.
-    return bindparam(None, list(ids), type_=ARRAY(Uuid()))
+@functools.cache
+def _list_statements(shape: _Shape) -> tuple[Select[int], Select[*tuple[Any, ...]]]:
+    """The count and the page of a list of this shape, with bind parameters for every criterion."""
+    conditions = [_drafts(shape.drafts)]
+    if shape.tag:
+        conditions.append(Post.tag_list.contains(bindparam("tags", type_=ARRAY(String))))
+    if shape.author_id:
+        conditions.append(Post.author_id == bindparam("author_id", type_=Uuid))
+    if shape.author_ids:
+        # One array parameter (`= ANY($1)`) instead of one parameter per id: feeds carry thousands of ids.
+        conditions.append(Post.author_id == any_(bindparam("author_ids", type_=ARRAY(Uuid))))
+    if shape.favorited_by:
+        favorer = bindparam("favorited_by", type_=Uuid)
+        conditions.append(exists().where(Favorite.post_id == Post.id, Favorite.user_id == favorer))
+    if shape.category:
+        category = select(Category.id).where(Category.slug == bindparam("category")).scalar_subquery()
+        conditions.append(Post.category_id == category)
+    count = select(func.count()).select_from(Post).where(*conditions)
+    listing = (
+        _select_posts(body=False)
+        .where(*conditions)
+        .order_by(Post.created_at.desc(), Post.id.desc())
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=BigInteger))
+    )
+    return count, listing
+
+
+def _drafts(drafts: Drafts) -> ColumnElement[bool]:
+    if drafts is Drafts.NONE:
+        return _PUBLISHED
+    if drafts is Drafts.ONLY:  # an anonymous reader's are none: a NULL viewer is no post's author
+        return and_(Post.published_at.is_(None), Post.author_id == _VIEWER)
+    return _VISIBLE
 
 
 def _row_fields(row: Row[Any]) -> dict[str, Any]:

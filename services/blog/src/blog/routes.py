@@ -28,7 +28,7 @@ from blog.schemas import (
     Tags,
     Text,
 )
-from comm.db import ReadSession, Session
+from comm.db import ReadConnection, ReadSession, Session
 from comm.tokens import CallerIdentity
 
 router = APIRouter(tags=["posts"])
@@ -70,7 +70,7 @@ async def create_post(data: PostIn, session: Session, user_id: CurrentUserId) ->
 
 @router.get("/posts")
 async def list_posts(
-    session: ReadSession,
+    db: ReadConnection,
     viewer: Viewer,
     page: Paging,
     tag: QueryText = None,
@@ -83,35 +83,33 @@ async def list_posts(
     if drafts is not Drafts.NONE and viewer is None:
         raise SignInRequired()
     where = PostFilter(tag=tag, author_id=author_id, favorited_by=favorited_by, category=category, drafts=drafts)
-    return await queries.list_posts(session, viewer=viewer, where=where, page=page)
+    return await queries.list_posts(db, viewer=viewer, where=where, page=page)
 
 
 @router.post("/posts/feed")
-async def feed(data: FeedIn, session: ReadSession, viewer: Viewer, page: Paging) -> PostList:
+async def feed(data: FeedIn, db: ReadConnection, viewer: Viewer, page: Paging) -> PostList:
     """Published posts by any of `author_ids`, newest first."""
-    return await queries.list_posts(session, viewer=viewer, where=PostFilter(author_ids=data.author_ids), page=page)
+    return await queries.list_posts(db, viewer=viewer, where=PostFilter(author_ids=data.author_ids), page=page)
 
 
 @router.post("/posts/lookup")
-async def lookup(data: LookupIn, session: ReadSession, viewer: Viewer) -> PostBatch:
+async def lookup(data: LookupIn, db: ReadConnection, viewer: Viewer) -> PostBatch:
     """Several posts by id at once (those that exist and the viewer may see)."""
-    return await queries.lookup_posts(session, viewer=viewer, ids=data.ids)
+    return await queries.lookup_posts(db, viewer=viewer, ids=data.ids)
 
 
 @router.get("/posts/by-slug/{slug}")
-async def get_post_by_slug(
-    slug: Annotated[Text, Path(max_length=200)], session: ReadSession, viewer: Viewer
-) -> PostOut:
-    post = await queries.get_post(session, viewer=viewer, slug=slug)
+async def get_post_by_slug(slug: Annotated[Text, Path(max_length=200)], db: ReadConnection, viewer: Viewer) -> PostOut:
+    post = await queries.get_post(db, viewer=viewer, slug=slug)
     if post is None:
         raise PostNotFound()
     return post
 
 
 @router.get("/posts/{post_id}")
-async def get_post(post_id: uuid.UUID, session: ReadSession, viewer: Viewer) -> PostOut:
+async def get_post(post_id: uuid.UUID, db: ReadConnection, viewer: Viewer) -> PostOut:
     """Seed §2.2 `get_post`; someone else's draft is 404, also for a service calling on its own."""
-    post = await queries.get_post(session, viewer=viewer, post_id=post_id)
+    post = await queries.get_post(db, viewer=viewer, post_id=post_id)
     if post is None:
         raise PostNotFound()
     return post
