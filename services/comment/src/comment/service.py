@@ -8,9 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, select
+from sqlalchemy import ColumnElement, Integer, Select, Uuid, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from comm.authors import author_columns, author_of
 from comm.events.models import CommentCreated, CommentDeleted, CommentModerated
@@ -66,18 +66,14 @@ async def create_comment(
     return CommentOut.model_validate(comment)
 
 
-async def list_comments(session: AsyncSession, *, post_id: uuid.UUID, limit: int, offset: int) -> CommentPage:
+async def list_comments(db: AsyncConnection, *, post_id: uuid.UUID, limit: int, offset: int) -> CommentPage:
     """A post's approved comments, newest first, and their total."""
-    visible = (Comment.post_id == post_id) & (Comment.status == "approved")
-    async with session.begin():
-        total = await session.scalar(select(func.count()).select_from(Comment).where(visible))
-        rows = await session.execute(
-            _with_authors(visible)
-            .order_by(Comment.created_at.desc(), Comment.number.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        return CommentPage(comments=[_out(row) for row in rows], total=total or 0)
+    rows = (await db.execute(APPROVED_PAGE, {"post_id": post_id, "limit": limit, "offset": offset})).all()
+    if rows:
+        return CommentPage(comments=[_out(row) for row in rows], total=rows[0].total)
+    # Past the last page (or no comments): the total alone.
+    total = await db.scalar(APPROVED_COUNT, {"post_id": post_id}) if offset else 0
+    return CommentPage(comments=[], total=total or 0)
 
 
 async def get_comment(session: AsyncSession, *, comment_id: uuid.UUID, identity: Identity) -> CommentOut:
@@ -126,7 +122,20 @@ def _with_authors(which: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
 
 
 def _out(row: Any) -> CommentOut:
-    return CommentOut.model_validate({**row._mapping, "author": author_of(row)})
+    return CommentOut.model_validate({**row._mapping, "author": author_of(row)})  # extra columns (total) ignored
+
+
+# A post's approved comments, built once with bind parameters; the total rides on every row (a window count over
+# the same snapshot), so a page and its total always agree and cost one query.
+_APPROVED = (Comment.post_id == bindparam("post_id", type_=Uuid)) & (Comment.status == "approved")
+APPROVED_PAGE = (
+    _with_authors(_APPROVED)
+    .add_columns(func.count().over().label("total"))
+    .order_by(Comment.created_at.desc(), Comment.number.desc())
+    .limit(bindparam("limit", type_=Integer))
+    .offset(bindparam("offset", type_=Integer))
+)
+APPROVED_COUNT = select(func.count()).select_from(Comment).where(_APPROVED)
 
 
 async def moderate(
