@@ -11,9 +11,14 @@ from pydantic import PlainSerializer
 
 
 def format_timestamp(value: datetime) -> str:
-    """Milliseconds, as JavaScript writes them; a naive datetime is taken as UTC."""
-    utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+    """Milliseconds, as JavaScript writes them; a naive datetime is taken as UTC.
+
+    `isoformat` is C; a strftime pattern took a tenth of a page's CPU (three timestamps per article)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    elif value.utcoffset():  # a zero offset is falsy: already UTC
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 ApiTimestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str, when_used="json")]
