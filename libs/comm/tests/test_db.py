@@ -7,15 +7,17 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Integer, bindparam, literal, make_url, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from comm.db import ReadConnection, ReadSession, Session, open_database
+from comm.db import ReadConnection, ReadSession, Session, Statement, open_database
 from comm.errors import install_error_handlers
 from comm.testing import free_port, temporary_database
 
+FORTY_TWO = Statement(select(bindparam("x", type_=Integer) + literal(1)))  # a named parameter and a bound value
 
-async def same_xact(session: AsyncSession | AsyncConnection) -> bool:
+
+async def same_xact(session: AsyncSession) -> bool:
     """Whether two statements in a row ran in the same transaction (each asks for its transaction's id)."""
     first = await session.scalar(text("SELECT txid_current()"))
     return bool(first == await session.scalar(text("SELECT txid_current()")))
@@ -38,7 +40,9 @@ async def app_on_database() -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
 
         @app.get("/connection")
         async def connection(db: ReadConnection) -> dict[str, object]:
-            return {"one_transaction": await same_xact(db), "x": await db.scalar(text("SELECT 41 + 1"))}
+            first = await db.fetchval("SELECT txid_current()")
+            answer = await FORTY_TWO.fetchrow(db, x=41)
+            return {"one_transaction": first == await db.fetchval("SELECT txid_current()"), "x": answer and answer[0]}
 
         @app.post("/write")
         async def write(session: Session) -> dict[str, object]:
@@ -73,19 +77,23 @@ async def test_reads_run_without_a_transaction_and_a_write_session_inside_one() 
 
 
 @pytest.mark.asyncio
-async def test_a_connection_lost_while_pooled_fails_one_request_with_503_and_the_next_gets_a_new_one() -> None:
+@pytest.mark.parametrize("route", ["/backend", "/connection"])
+async def test_a_connection_lost_while_pooled_fails_one_request_with_503_and_the_next_gets_a_new_one(
+    route: str,
+) -> None:
     async with app_on_database() as (client, url):
         before = (await client.get("/backend")).json()["pid"]
+        assert (await client.get(route)).status_code == 200
         assert await terminate_backends(url) >= 1
 
-        lost = await client.get("/backend")
+        lost = await client.get(route)
         assert lost.status_code == 503
         assert lost.headers["retry-after"] == "1"
         assert lost.json() == {"errors": {"body": ["database unavailable, try again"]}}
 
-        again = await client.get("/backend")
+        again = await client.get(route)
         assert again.status_code == 200
-        assert again.json()["pid"] != before
+        assert (await client.get("/backend")).json()["pid"] != before
 
 
 @pytest.mark.asyncio

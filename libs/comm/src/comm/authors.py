@@ -12,12 +12,13 @@ A service adds the table with `add_authors_table(Base.metadata)` (Alembic writes
 like any table) and starts `authors_consumer(...)` in its lifespan.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import BigInteger, Column, Integer, Label, MetaData, String, Table, Text, Uuid
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from comm.events.consumer import Consumer, EventMeta
@@ -59,16 +60,16 @@ def author_columns(authors: Table) -> list[Label[Any]]:
     return [authors.c[name].label(_PREFIX + name) for name in _FIELDS]
 
 
-def author_of(row: Row[Any]) -> AuthorOut | None:
-    """The author of a row selected with `author_columns`; None when the read model has no row for them yet."""
-    mapping = row._mapping
-    if mapping[_PREFIX + "username"] is None:
+def author_of(row: Mapping[str, Any] | asyncpg.Record) -> AuthorOut | None:
+    """The author of a row selected with `author_columns` (a row's mapping, or an asyncpg Record); None when the read
+    model has no row for them yet."""
+    if row[_PREFIX + "username"] is None:
         return None
     return AuthorOut(
-        username=mapping[_PREFIX + "username"],
-        bio=mapping[_PREFIX + "bio"],
-        image=mapping[_PREFIX + "image"],
-        comment_count=mapping[_PREFIX + "comment_count"],
+        username=row[_PREFIX + "username"],
+        bio=row[_PREFIX + "bio"],
+        image=row[_PREFIX + "image"],
+        comment_count=row[_PREFIX + "comment_count"],
     )
 
 

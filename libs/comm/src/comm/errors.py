@@ -11,6 +11,7 @@ Every error reaches the client as `{"errors": {"body": ["..."]}}`, or field-keye
     │   └── Conflict              422  RealWorld reports "has already been taken" as a validation error
     ├── PayloadTooLarge           413
     ├── RateLimited               429  + Retry-After
+    ├── DatabaseUnavailable       503  + Retry-After: the database connection was lost or refused mid-request
     └── UpstreamError             502  a downstream service failed us (raised by comm.http)
         ├── UpstreamUnavailable   503  + Retry-After: refused, reset, or the downstream answered 503
         │   └── CircuitOpen       503  the breaker fails fast; `retry_after` = time until it lets a probe through
@@ -19,8 +20,8 @@ Every error reaches the client as `{"errors": {"body": ["..."]}}`, or field-keye
         └── UpstreamClientError   4xx  the downstream's own 4xx, passed through with its status and `errors`
 
 Two failures from outside this tree are rendered too: a database connection lost or refused mid-request is 503
-with `Retry-After` (the transaction rolled back, nothing half-written; a retry gets a new connection), and
-anything else unhandled is 500.
+with `Retry-After`, as DatabaseUnavailable (the transaction rolled back, nothing half-written; a retry gets a new
+connection), and anything else unhandled is 500.
 """
 
 import logging
@@ -97,6 +98,12 @@ class RateLimited(AppError):
     def __init__(self, detail: str | None = None, *, retry_after: float = 1.0) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class DatabaseUnavailable(AppError):
+    status_code = 503
+    detail = "database unavailable, try again"
+    retry_after = 1.0
 
 
 class UpstreamError(AppError):
@@ -224,7 +231,7 @@ async def _database_error(request: Request, exc: DBAPIError | ConnectionError) -
         return await _unhandled(request, exc)
     record_error(request.app, error_type=type(exc).__name__)
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(503, {"body": ["database unavailable, try again"]}, retry_after=1)
+    return error_response(503, {"body": [DatabaseUnavailable.detail]}, retry_after=DatabaseUnavailable.retry_after)
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:

@@ -3,9 +3,10 @@
 import uuid
 from datetime import UTC, datetime
 
+import asyncpg
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth.errors import InvalidCredentials, InvalidUserToken, PasswordRejected, Taken, UnknownRole, UserNotFound
 from auth.models import User
@@ -13,6 +14,7 @@ from auth.passwords import Passwords
 from auth.schemas import AuthOut, RegisterIn, UpdateIn, UserOut
 from auth.settings import AuthSettings
 from auth.signing import InvalidToken, TokenSigner
+from comm.db import Statement
 from comm.events.models import UserCreated, UserUpdated
 from comm.events.outbox import add_event
 
@@ -58,21 +60,23 @@ async def login(
 
 
 # Built once with bind parameters: the gateway validates a signed-in user's token through it.
-_VALID_USER = select(User.id, User.username, User.email, User.roles).where(
-    User.id == bindparam("user_id"), User.token_version == bindparam("version")
+_VALID_USER = Statement(
+    select(User.id, User.username, User.email, User.roles).where(
+        User.id == bindparam("user_id"), User.token_version == bindparam("version")
+    )
 )
 
 
-async def validate(db: AsyncConnection, *, token: str, signer: TokenSigner) -> UserOut:
+async def validate(db: asyncpg.Connection, *, token: str, signer: TokenSigner) -> UserOut:
     """The user a token belongs to, if the token is genuine, unexpired and not revoked (seed §4.1)."""
     try:
         claims = signer.verify(token)
     except InvalidToken as exc:
         raise InvalidUserToken() from exc
-    user = (await db.execute(_VALID_USER, {"user_id": claims.user_id, "version": claims.version})).first()
+    user = await _VALID_USER.fetchrow(db, user_id=claims.user_id, version=claims.version)
     if user is None:  # gone, or the token is older than the last password change or logout-all
         raise InvalidUserToken()
-    return UserOut.model_validate(user)
+    return UserOut.model_validate(dict(user))
 
 
 async def get_user(session: AsyncSession, *, user_id: uuid.UUID) -> UserOut:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -28,16 +29,15 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
 from blog.models import AUTHORS, Category, Favorite, Post
 from blog.schemas import CategoryOut, PostBatch, PostList, PostOut, PostSummary, Tags
 from comm.authors import author_columns, author_of
+from comm.db import Statement
 
 TAGS_LIMIT = 1000
-Executor = AsyncConnection | AsyncSession  # a read runs on a request's read connection, or inside a write
 
 
 class Drafts(StrEnum):
@@ -107,24 +107,25 @@ def _select_posts(*, body: bool) -> Select[*tuple[Any, ...]]:
     )
 
 
-POST_BY_ID = _select_posts(body=True).where(Post.id == bindparam("post_id", type_=Uuid), _VISIBLE)
-POST_BY_SLUG = _select_posts(body=True).where(Post.slug == bindparam("slug"), _VISIBLE)
-POSTS_BY_IDS = _select_posts(body=False).where(Post.id == any_(bindparam("ids", type_=ARRAY(Uuid))), _VISIBLE)
+POST_BY_ID = Statement(_select_posts(body=True).where(Post.id == bindparam("post_id", type_=Uuid), _VISIBLE))
+POST_BY_SLUG = Statement(_select_posts(body=True).where(Post.slug == bindparam("slug"), _VISIBLE))
+POSTS_BY_IDS = Statement(
+    _select_posts(body=False).where(Post.id == any_(bindparam("ids", type_=ARRAY(Uuid))), _VISIBLE)
+)
 
 
 async def get_post(
-    db: Executor, *, viewer: uuid.UUID | None, post_id: uuid.UUID | None = None, slug: str | None = None
+    db: asyncpg.Connection, *, viewer: uuid.UUID | None, post_id: uuid.UUID | None = None, slug: str | None = None
 ) -> PostOut | None:
     """One post by id or slug, if the viewer may see it, in one query."""
     if post_id is not None:
-        rows = await db.execute(POST_BY_ID, {"post_id": post_id, "viewer": viewer})
+        row = await POST_BY_ID.fetchrow(db, post_id=post_id, viewer=viewer)
     else:
-        rows = await db.execute(POST_BY_SLUG, {"slug": slug, "viewer": viewer})
-    row = rows.first()
-    return None if row is None else PostOut(**_row_fields(row), body=row.body)
+        row = await POST_BY_SLUG.fetchrow(db, slug=slug, viewer=viewer)
+    return None if row is None else PostOut(**_row_fields(row), body=row["body"])
 
 
-async def list_posts(db: Executor, *, viewer: uuid.UUID | None, where: PostFilter, page: Page) -> PostList:
+async def list_posts(db: asyncpg.Connection, *, viewer: uuid.UUID | None, where: PostFilter, page: Page) -> PostList:
     """A page of the matching posts, newest first, and how many match in all."""
     if where.author_ids is not None and not where.author_ids:
         return PostList(posts=[], posts_count=0)  # an empty feed
@@ -137,16 +138,16 @@ async def list_posts(db: Executor, *, viewer: uuid.UUID | None, where: PostFilte
         "favorited_by": where.favorited_by,
         "category": where.category,
     }
-    total = await db.scalar(count, params)
-    rows = await db.execute(listing, {**params, "limit": page.limit, "offset": page.offset})
+    total = await count.fetchval(db, **params)
+    rows = await listing.fetch(db, **params, limit=page.limit, offset=page.offset)
     return PostList(posts=[PostSummary(**_row_fields(row)) for row in rows], posts_count=total or 0)
 
 
-async def lookup_posts(db: Executor, *, viewer: uuid.UUID | None, ids: Sequence[uuid.UUID]) -> PostBatch:
+async def lookup_posts(db: asyncpg.Connection, *, viewer: uuid.UUID | None, ids: Sequence[uuid.UUID]) -> PostBatch:
     """The posts among `ids` that exist and the viewer may see, in the order asked (one query)."""
     if not ids:
         return PostBatch(posts=[])
-    rows = await db.execute(POSTS_BY_IDS, {"ids": list(ids), "viewer": viewer})
+    rows = await POSTS_BY_IDS.fetch(db, ids=list(ids), viewer=viewer)
     found = {post.id: post for post in (PostSummary(**_row_fields(row)) for row in rows)}
     return PostBatch(posts=[found[post_id] for post_id in dict.fromkeys(ids) if post_id in found])
 
@@ -182,7 +183,7 @@ def _shape(where: PostFilter, viewer: uuid.UUID | None) -> _Shape:
 
 
 @functools.cache
-def _list_statements(shape: _Shape) -> tuple[Select[int], Select[*tuple[Any, ...]]]:
+def _list_statements(shape: _Shape) -> tuple[Statement, Statement]:
     """The count and the page of a list of this shape, with bind parameters for every criterion."""
     conditions = [_drafts(shape.drafts)]
     if shape.tag:
@@ -206,7 +207,7 @@ def _list_statements(shape: _Shape) -> tuple[Select[int], Select[*tuple[Any, ...
         .limit(bindparam("limit", type_=Integer))
         .offset(bindparam("offset", type_=BigInteger))
     )
-    return count, listing
+    return Statement(count), Statement(listing)
 
 
 def _drafts(drafts: Drafts) -> ColumnElement[bool]:
@@ -217,23 +218,23 @@ def _drafts(drafts: Drafts) -> ColumnElement[bool]:
     return _VISIBLE
 
 
-def _row_fields(row: Row[Any]) -> dict[str, Any]:
-    """A row of `select_posts` as the fields of PostSummary."""
+def _row_fields(row: asyncpg.Record) -> dict[str, Any]:
+    """A row of `_select_posts` as the fields of PostSummary."""
     return {
-        "id": row.id,
-        "slug": row.slug,
-        "title": row.title,
-        "description": row.description,
-        "tag_list": list(row.tag_list),
-        "category": CategoryOut(slug=row.category_slug, name=row.category_name) if row.category_slug else None,
-        "author_id": row.author_id,
+        "id": row["id"],
+        "slug": row["slug"],
+        "title": row["title"],
+        "description": row["description"],
+        "tag_list": list(row["tag_list"]),
+        "category": CategoryOut(slug=row["category_slug"], name=row["category_name"]) if row["category_slug"] else None,
+        "author_id": row["author_id"],
         "author": author_of(row),
-        "published": row.published_at is not None,
-        "published_at": row.published_at,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "favorited": row.favorited,
-        "favorites_count": row.favorites_count,
+        "published": row["published_at"] is not None,
+        "published_at": row["published_at"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "favorited": row["favorited"],
+        "favorites_count": row["favorites_count"],
     }
 
 

@@ -5,14 +5,17 @@ null for an anonymous comment and for an author whose profile has not arrived ye
 """
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import ColumnElement, Integer, Select, Uuid, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from comm.authors import author_columns, author_of
+from comm.db import Statement
 from comm.events.models import CommentCreated, CommentDeleted, CommentModerated
 from comm.events.outbox import add_event
 from comm.http.clients import BlogServiceClient
@@ -66,13 +69,13 @@ async def create_comment(
     return CommentOut.model_validate(comment)
 
 
-async def list_comments(db: AsyncConnection, *, post_id: uuid.UUID, limit: int, offset: int) -> CommentPage:
+async def list_comments(db: asyncpg.Connection, *, post_id: uuid.UUID, limit: int, offset: int) -> CommentPage:
     """A post's approved comments, newest first, and their total."""
-    rows = (await db.execute(APPROVED_PAGE, {"post_id": post_id, "limit": limit, "offset": offset})).all()
+    rows = await APPROVED_PAGE.fetch(db, post_id=post_id, limit=limit, offset=offset)
     if rows:
-        return CommentPage(comments=[_out(row) for row in rows], total=rows[0].total)
+        return CommentPage(comments=[_out(row) for row in rows], total=rows[0]["total"])
     # Past the last page (or no comments): the total alone.
-    total = await db.scalar(APPROVED_COUNT, {"post_id": post_id}) if offset else 0
+    total = await APPROVED_COUNT.fetchval(db, post_id=post_id) if offset else 0
     return CommentPage(comments=[], total=total or 0)
 
 
@@ -108,7 +111,7 @@ async def list_pending(session: AsyncSession, *, limit: int, offset: int) -> Com
         rows = await session.execute(
             _with_authors(pending).order_by(Comment.created_at, Comment.number).limit(limit).offset(offset)
         )
-        return CommentPage(comments=[_out(row) for row in rows], total=total or 0)
+        return CommentPage(comments=[_out(row._mapping) for row in rows], total=total or 0)
 
 
 def _with_authors(which: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
@@ -121,21 +124,22 @@ def _with_authors(which: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
     )
 
 
-def _out(row: Any) -> CommentOut:
-    return CommentOut.model_validate({**row._mapping, "author": author_of(row)})  # extra columns (total) ignored
+def _out(row: Mapping[str, Any] | asyncpg.Record) -> CommentOut:
+    """A row of `_with_authors` (a row's mapping, or a Record); extra columns (the page's total) are ignored."""
+    return CommentOut.model_validate({**row, "author": author_of(row)})
 
 
 # A post's approved comments, built once with bind parameters; the total rides on every row (a window count over
 # the same snapshot), so a page and its total always agree and cost one query.
 _APPROVED = (Comment.post_id == bindparam("post_id", type_=Uuid)) & (Comment.status == "approved")
-APPROVED_PAGE = (
+APPROVED_PAGE = Statement(
     _with_authors(_APPROVED)
     .add_columns(func.count().over().label("total"))
     .order_by(Comment.created_at.desc(), Comment.number.desc())
     .limit(bindparam("limit", type_=Integer))
     .offset(bindparam("offset", type_=Integer))
 )
-APPROVED_COUNT = select(func.count()).select_from(Comment).where(_APPROVED)
+APPROVED_COUNT = Statement(select(func.count()).select_from(Comment).where(_APPROVED))
 
 
 async def moderate(

@@ -9,10 +9,11 @@ in their next read even before the copies catch up (read-your-writes).
 import uuid
 from collections.abc import Sequence
 
+import asyncpg
 from sqlalchemy import Uuid, any_, bindparam, case, exists, literal, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from comm.db import Statement
 from user.comment_counts import comment_count
 from user.models import Follow, Profile
 from user.schemas import ProfileOut, RelationsOut
@@ -21,26 +22,28 @@ _VIEWER = bindparam("viewer_id", type_=Uuid)
 _FOLLOWED = exists().where(Follow.follower_id == _VIEWER, Follow.followee_id == Profile.user_id)
 _IS_VIEWER = Profile.user_id == _VIEWER
 # Built once with bind parameters (see service.PROFILE_BY_ID): the hot read of every signed-in article or page.
-RELATIONS = select(
-    Profile.user_id,
-    Profile.username,
-    Profile.bio,
-    Profile.image,
-    _FOLLOWED.label("following"),
-    # Counted only on the viewer's own row: CASE evaluates the subquery only where it is taken.
-    case((_IS_VIEWER, comment_count(Profile.user_id)), else_=literal(0)).label("comment_count"),
-).where(Profile.user_id == any_(bindparam("ids", type_=ARRAY(Uuid))), or_(_IS_VIEWER, _FOLLOWED))
+RELATIONS = Statement(
+    select(
+        Profile.user_id,
+        Profile.username,
+        Profile.bio,
+        Profile.image,
+        _FOLLOWED.label("following"),
+        # Counted only on the viewer's own row: CASE evaluates the subquery only where it is taken.
+        case((_IS_VIEWER, comment_count(Profile.user_id)), else_=literal(0)).label("comment_count"),
+    ).where(Profile.user_id == any_(bindparam("ids", type_=ARRAY(Uuid))), or_(_IS_VIEWER, _FOLLOWED))
+)
 
 
-async def relations(db: AsyncConnection, *, viewer_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> RelationsOut:
+async def relations(db: asyncpg.Connection, *, viewer_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> RelationsOut:
     """The ids among `ids` the viewer follows, and the viewer's own profile if they are among `ids` (one query)."""
     if not ids:
         return RelationsOut(following=[], viewer=None)
     following: list[uuid.UUID] = []
     viewer: ProfileOut | None = None
-    for row in await db.execute(RELATIONS, {"viewer_id": viewer_id, "ids": list(ids)}):
-        if row.user_id == viewer_id:
-            viewer = ProfileOut.model_validate(row, from_attributes=True)
-        elif row.following:
-            following.append(row.user_id)
+    for row in await RELATIONS.fetch(db, viewer_id=viewer_id, ids=list(ids)):
+        if row["user_id"] == viewer_id:
+            viewer = ProfileOut.model_validate(dict(row))
+        elif row["following"]:
+            following.append(row["user_id"])
     return RelationsOut(following=following, viewer=viewer)

@@ -7,14 +7,17 @@ on its way, loses to the user who holds it now.
 """
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Result, String, Uuid, any_, bindparam, delete, exists, func, or_, select, tuple_
+import asyncpg
+from sqlalchemy import ColumnElement, String, Uuid, any_, bindparam, delete, exists, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
+from comm.db import Statement
 from user.comment_counts import comment_count
 from user.errors import CannotFollowYourself, NotYourProfile, ProfileNotFound
 from user.models import Follow, Profile
@@ -24,25 +27,23 @@ from user.schemas import Lookup, ProfileOut, ProfileUpdateIn
 # Identity event kinds: on equal timestamps an update wins over a creation.
 CREATED, UPDATED = 0, 1
 
-Executor = AsyncConnection | AsyncSession  # a read runs on a request's read connection, or inside a write
 
-
-async def get_profile(db: Executor, *, user_id: uuid.UUID, viewer_id: uuid.UUID | None) -> ProfileOut:
+async def get_profile(db: asyncpg.Connection, *, user_id: uuid.UUID, viewer_id: uuid.UUID | None) -> ProfileOut:
     """One profile by user id, as `viewer_id` sees it, in one query (no transaction needed: see comm.db)."""
-    return _first(await db.execute(PROFILE_BY_ID, {"user_id": user_id, "viewer_id": viewer_id}))
+    return _found(await PROFILE_BY_ID.fetchrow(db, user_id=user_id, viewer_id=viewer_id))
 
 
-async def get_profile_by_username(db: Executor, *, username: str, viewer_id: uuid.UUID | None) -> ProfileOut:
+async def get_profile_by_username(db: asyncpg.Connection, *, username: str, viewer_id: uuid.UUID | None) -> ProfileOut:
     """One profile by username, as `viewer_id` sees it, in one query."""
-    return _first(await db.execute(PROFILE_BY_USERNAME, {"username": username, "viewer_id": viewer_id}))
+    return _found(await PROFILE_BY_USERNAME.fetchrow(db, username=username, viewer_id=viewer_id))
 
 
-async def lookup_profiles(db: Executor, *, lookup: Lookup, viewer_id: uuid.UUID | None) -> list[ProfileOut]:
+async def lookup_profiles(db: asyncpg.Connection, *, lookup: Lookup, viewer_id: uuid.UUID | None) -> list[ProfileOut]:
     """The profiles found by ids and usernames (unknown ones left out), in one query whatever their number."""
     if not lookup.ids and not lookup.usernames:
         return []
-    params = {"ids": lookup.ids, "usernames": lookup.usernames, "viewer_id": viewer_id}
-    return [ProfileOut.model_validate(row, from_attributes=True) for row in await db.execute(PROFILES_LOOKUP, params)]
+    rows = await PROFILES_LOOKUP.fetch(db, ids=lookup.ids, usernames=lookup.usernames, viewer_id=viewer_id)
+    return [ProfileOut.model_validate(dict(row)) for row in rows]
 
 
 async def ensure_profile(
@@ -179,25 +180,27 @@ _PROFILE = select(
     exists().where(Follow.follower_id == _VIEWER, Follow.followee_id == Profile.user_id).label("following"),
     comment_count(Profile.user_id).label("comment_count"),
 )
-PROFILE_BY_ID = _PROFILE.where(Profile.user_id == bindparam("user_id", type_=Uuid))
-PROFILE_BY_USERNAME = _PROFILE.where(
-    Profile.user_id == _holders(Profile.username == bindparam("username")).scalar_subquery()
+PROFILE_BY_ID = Statement(_PROFILE.where(Profile.user_id == bindparam("user_id", type_=Uuid)))
+PROFILE_BY_USERNAME = Statement(
+    _PROFILE.where(Profile.user_id == _holders(Profile.username == bindparam("username")).scalar_subquery())
 )
-PROFILES_LOOKUP = _PROFILE.where(
-    or_(
-        Profile.user_id == any_(bindparam("ids", type_=ARRAY(Uuid))),
-        Profile.user_id.in_(_holders(Profile.username == any_(bindparam("usernames", type_=ARRAY(String))))),
-    )
-).order_by(Profile.username)
+PROFILES_LOOKUP = Statement(
+    _PROFILE.where(
+        or_(
+            Profile.user_id == any_(bindparam("ids", type_=ARRAY(Uuid))),
+            Profile.user_id.in_(_holders(Profile.username == any_(bindparam("usernames", type_=ARRAY(String))))),
+        )
+    ).order_by(Profile.username)
+)
 
 
-def _first(rows: Result[Any]) -> ProfileOut:
-    row = rows.first()
+def _found(row: Mapping[str, Any] | asyncpg.Record | None) -> ProfileOut:
     if row is None:
         raise ProfileNotFound()
-    return ProfileOut.model_validate(row, from_attributes=True)
+    return ProfileOut.model_validate(dict(row))
 
 
 async def _one(session: AsyncSession, which: ColumnElement[bool], *, viewer_id: uuid.UUID | None) -> ProfileOut:
     """In a write's transaction: the profile its change left, as `viewer_id` sees it."""
-    return _first(await session.execute(_PROFILE.where(which), {"viewer_id": viewer_id}))
+    row = (await session.execute(_PROFILE.where(which), {"viewer_id": viewer_id})).first()
+    return _found(None if row is None else row._mapping)
