@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from comm.db import ReadConnection, ReadSession, Session
+from comm.db import ReadConnection, Session
 from comm.errors import Unauthorized
 from comm.tokens import CallerIdentity
 from user import relations, service
@@ -50,9 +50,9 @@ async def relations_of(data: RelationsIn, db: ReadConnection, user_id: CurrentUs
 
 
 @router.get("/me/following")
-async def following(session: ReadSession, user_id: CurrentUserId) -> FollowingOut:
+async def following(db: ReadConnection, user_id: CurrentUserId) -> FollowingOut:
     """Every user id the caller's user follows (for the feed)."""
-    return FollowingOut(user_ids=await service.followed_ids(session, user_id=user_id))
+    return FollowingOut(user_ids=await service.followed_ids(db, user_id=user_id))
 
 
 @router.patch("/me")

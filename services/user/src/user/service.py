@@ -111,10 +111,9 @@ async def unfollow(session: AsyncSession, *, follower_id: uuid.UUID, username: s
         return await _one(session, Profile.user_id == followee_id, viewer_id=follower_id)
 
 
-async def followed_ids(session: AsyncSession, *, user_id: uuid.UUID) -> list[uuid.UUID]:
+async def followed_ids(db: asyncpg.Connection, *, user_id: uuid.UUID) -> list[uuid.UUID]:
     """Every user id `user_id` follows (for the feed), oldest follow first."""
-    query = select(Follow.followee_id).where(Follow.follower_id == user_id).order_by(Follow.created_at)
-    return list((await session.scalars(query)).all())
+    return [row[0] for row in await FOLLOWED_IDS.fetch(db, user_id=user_id)]
 
 
 async def apply_identity(session: AsyncSession, *, user_id: uuid.UUID, username: str, at: datetime, kind: int) -> None:
@@ -183,6 +182,11 @@ _PROFILE = select(
 PROFILE_BY_ID = Statement(_PROFILE.where(Profile.user_id == bindparam("user_id", type_=Uuid)))
 PROFILE_BY_USERNAME = Statement(
     _PROFILE.where(Profile.user_id == _holders(Profile.username == bindparam("username")).scalar_subquery())
+)
+FOLLOWED_IDS = Statement(
+    select(Follow.followee_id)
+    .where(Follow.follower_id == bindparam("user_id", type_=Uuid))
+    .order_by(Follow.created_at)
 )
 PROFILES_LOOKUP = Statement(
     _PROFILE.where(
