@@ -133,3 +133,18 @@ def test_service_log_lines_and_access_lines_show_the_trace() -> None:
     ids = f"trace_id={span.get_span_context().trace_id:032x} span_id={span.get_span_context().span_id:016x}"
     assert access.format(request).endswith(f'"GET / HTTP/1.1" 200 OK {ids}')
     assert f"telemetry-test {ids} handled" in logging.Formatter(LOG_FORMAT).format(record)
+
+
+def test_sampling_follows_otel_traces_sampler_and_unsampled_requests_still_log_their_ids(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")  # record nothing
+    provider = tracer_provider(CommSettings(service_name="sampled-test"))
+    assert "ParentBased{root:TraceIdRatioBased{0" in provider.sampler.get_description()
+    with provider.get_tracer("test").start_as_current_span("request") as span:
+        log.warning("not recorded, still traced")
+    context = span.get_span_context()
+    assert not span.is_recording()
+    assert context.is_valid
+    assert caplog.records[-1].trace_id == format(context.trace_id, "032x")  # type: ignore[attr-defined]
