@@ -5,7 +5,7 @@ Per delivery on queue Q:
 - a body that does not parse, or an event Q has no handler for, is parked in Q.dlq at once;
 - one transaction records (event id, Q) in `processed_events` (`ON CONFLICT DO NOTHING`); when the row was already
   there the delivery is a duplicate and is acked unapplied, otherwise the handler runs in that same transaction;
-  the ack follows the commit;
+  the ack follows the commit. Deliveries that arrive together share that transaction (comm.events.batches);
 - a handler that raises: the message is republished, with confirms, to Q.retry with `x-attempts` + 1 and comes back
   to Q alone after the retry delay; at `events_max_attempts` it is parked in Q.dlq instead, with `x-error`,
   `x-attempts`, `x-first-failed-at`. The original is acked only after the copy is confirmed, so a crash in between
@@ -29,15 +29,14 @@ from typing import Any, TypeVar
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
 from opentelemetry import propagate, trace
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from comm.events.batches import BatchApplier
 from comm.events.broker import Broker, backoff_delay, connect, declare_consumer_queue
 from comm.events.deliveries import attempt, event_id, failed_copy
 from comm.events.metrics import EVENT_HANDLER_DURATION, EVENTS_CONSUMED
 from comm.events.models import Event, MalformedEvent, decode_event
 from comm.events.retention import prune_processed_events, start_pruning
-from comm.events.tables import TABLES
 from comm.settings import CommSettings
 
 log = logging.getLogger(__name__)
@@ -68,6 +67,8 @@ class Consumer:
         self.queue = queue
         self._settings = settings
         self._sessionmaker = sessionmaker
+        # A batch never exceeds what the broker lets this channel hold unacked.
+        self._applier = BatchApplier(queue=queue, sessionmaker=sessionmaker, max_batch=settings.events_prefetch)
         self._handlers: dict[type[Event], Handler[Any]] = {}
         self._broker: Broker | None = None
         self._channel: AbstractRobustChannel | None = None
@@ -123,6 +124,7 @@ class Consumer:
                 await self._amqp_queue.cancel(self._consumer_tag)
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=grace_seconds)
+        await self._applier.close()
         await self._close()
 
     async def _subscribe_with_backoff(self) -> None:
@@ -194,27 +196,12 @@ class Consumer:
             return "parked", event.routing_key
         meta = self._meta(message, event)
         try:
-            applied = await self._apply(handler, event, meta)
+            applied = await self._applier.apply(handler, event, meta)
         except Exception as exc:
             _span_failed(exc)
             return await self._retry_or_park(message, meta, f"{type(exc).__name__}: {exc}"), event.routing_key
         await message.ack()
         return ("ok" if applied else "duplicate"), event.routing_key
-
-    async def _apply(self, handler: Handler[Any], event: Event, meta: EventMeta) -> bool:
-        """Record the event id and run the handler in one transaction; False when it was applied before."""
-        processed = TABLES.processed_events
-        async with self._sessionmaker() as session, session.begin():
-            first_time = await session.scalar(
-                insert(processed)
-                .values(event_id=meta.event_id, consumer=self.queue)
-                .on_conflict_do_nothing()
-                .returning(processed.c.event_id)
-            )
-            if first_time is None:
-                return False
-            await handler(session, event, meta)
-        return True
 
     async def _retry_or_park(self, message: AbstractIncomingMessage, meta: EventMeta, error: str) -> str:
         log.warning("consumer %s: %s attempt %d failed: %s", self.queue, meta.routing_key, meta.attempt, error)

@@ -1,0 +1,125 @@
+"""Deliveries applied together in one transaction: a failing handler takes no other event down, acks follow commits."""
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from aio_pika.message import IncomingMessage
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from comm.events.batches import BatchApplier
+from comm.events.consumer import EventMeta
+from comm.events.models import Event, UserCreated
+from comm.events.tables import TABLES
+from comm.events.testing import take_messages, wait_until
+
+
+def meta_for(queue: str, event_id: uuid.UUID | None = None) -> EventMeta:
+    return EventMeta(
+        event_id=event_id or uuid.uuid4(),
+        routing_key="user.created",
+        queue=queue,
+        attempt=1,
+        producer="test",
+        published_at=None,
+    )
+
+
+async def processed_ids(events: Any, queue: str) -> set[uuid.UUID]:
+    processed = TABLES.processed_events
+    async with events.engine.connect() as conn:
+        rows = await conn.execute(select(processed.c.event_id).where(processed.c.consumer == queue))
+        return set(rows.scalars())
+
+
+async def test_a_failing_handler_in_a_batch_fails_alone_and_the_others_are_applied_once(events: Any) -> None:
+    queue = events.queue("batched")
+    # One worker: the five are certain to be taken as one batch.
+    applier = BatchApplier(queue=queue, sessionmaker=events.sessionmaker, max_batch=32, workers=1)
+    calls: dict[uuid.UUID, int] = {}
+
+    async def handle(session: AsyncSession, event: Event, meta: EventMeta) -> None:
+        calls[meta.event_id] = calls.get(meta.event_id, 0) + 1
+        await events.record_effect(session, event, meta)
+        if isinstance(event, UserCreated) and event.username == "poison":
+            raise ValueError("poison")
+
+    names = ["a", "b", "poison", "c", "d"]
+    metas = [meta_for(queue) for _ in names]
+    try:
+        results = await asyncio.gather(
+            *(applier.apply(handle, events.user_created(name), meta) for name, meta in zip(names, metas, strict=True)),
+            return_exceptions=True,
+        )
+    finally:
+        await applier.close()
+
+    poison = metas[2].event_id
+    assert [isinstance(result, ValueError) for result in results] == [False, False, True, False, False]
+    assert [result for result in results if not isinstance(result, BaseException)] == [True] * 4
+    # Tried together first, up to the poison; that transaction rolled back, then each was applied alone.
+    assert [calls[meta.event_id] for meta in metas] == [2, 2, 2, 1, 1]
+    for meta in metas:
+        assert await events.count_effects(queue=queue, event_id=meta.event_id) == (meta.event_id != poison)
+    assert await processed_ids(events, queue) == {meta.event_id for meta in metas} - {poison}
+
+
+async def test_a_second_delivery_of_one_event_in_a_batch_is_a_duplicate(events: Any) -> None:
+    queue = events.queue("batched-duplicate")
+    applier = BatchApplier(queue=queue, sessionmaker=events.sessionmaker, max_batch=32, workers=1)
+    meta = meta_for(queue)
+    event = events.user_created()
+    try:
+        results = await asyncio.gather(*(applier.apply(events.record_effect, event, meta) for _ in range(3)))
+        again = await applier.apply(events.record_effect, event, meta)
+    finally:
+        await applier.close()
+
+    assert sorted(results) == [False, False, True]
+    assert again is False
+    assert await events.count_effects(queue=queue, event_id=meta.event_id) == 1
+
+
+async def test_every_ack_follows_the_commit_of_its_event(events: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many events at once, so the consumer batches them; a poison among them is retried and parked, not applied."""
+    queue = events.queue("acks")
+    names = [f"user{i}" for i in range(40)]
+    names[17] = "poison"
+    uncommitted_at_ack: list[str] = []
+    acked: list[str] = []
+    original_ack = IncomingMessage.ack
+
+    async def checked_ack(self: IncomingMessage, multiple: bool = False) -> None:
+        if self.routing_key == "user.created":  # a delivery from the events exchange, not a retry
+            acked.append(self.message_id or "")
+            if uuid.UUID(self.message_id or "") not in await processed_ids(events, queue):
+                uncommitted_at_ack.append(self.message_id or "")
+        await original_ack(self, multiple)
+
+    monkeypatch.setattr(IncomingMessage, "ack", checked_ack)
+
+    async def handle(session: AsyncSession, event: UserCreated, meta: EventMeta) -> None:
+        await events.record_effect(session, event, meta)
+        if event.username == "poison":
+            raise ValueError("poison")
+
+    await events.consumer("acks", {UserCreated: handle})
+    await events.relay()
+    written = await events.write_events([events.user_created(name) for name in names])
+    poison = str(written[17])
+    parked: list[Any] = []
+
+    async def poison_parked() -> bool:
+        parked.extend(await take_messages(url=events.settings.rabbitmq_url, queue=f"{queue}.dlq"))
+        return bool(parked)
+
+    await wait_until(poison_parked, within=20)
+    await wait_until(lambda: len(acked) == 40)
+
+    assert [message.message_id for message in parked] == [poison]
+    assert sorted(acked) == sorted(map(str, written))
+    assert uncommitted_at_ack == [poison]  # acked once its retry copy was confirmed, never applied
+    assert await processed_ids(events, queue) == set(written) - {written[17]}
+    assert await events.count_effects(queue=queue) == 39
