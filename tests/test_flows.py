@@ -2,6 +2,7 @@
 
 import asyncio
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -161,23 +162,85 @@ async def _served(stack: Stack, service: str) -> dict[tuple[str, str], float]:
     return counts
 
 
-async def test_a_page_of_twenty_articles_costs_a_constant_number_of_calls(stack: Stack, api: httpx.AsyncClient) -> None:
-    tag = f"bulk{uuid.uuid4().hex[:8]}"
-    for _ in range(20):  # twenty authors: one profile each to look up
-        author = await signup(api)
-        body = {"article": {"title": "Bulk", "description": "d", "body": "b", "tagList": [tag]}}
-        assert (await api.post("/articles", json=body, headers=author["auth"])).status_code == 201
+async def _embedded(stack: Stack, tag: str, count: int) -> bool:
+    """Blog's read model has caught up: its own list of the tag's posts carries every author."""
+    async with httpx.AsyncClient() as client:
+        url = f"{stack.url('blog')}/posts"
+        posts = (await client.get(url, params={"tag": tag, "limit": 100}, headers=_internal(stack, "blog"))).json()
+    return len(posts["posts"]) == count and all(post["author"] for post in posts["posts"])
+
+
+async def _calls(stack: Stack, api: httpx.AsyncClient, path: str, **kwargs: Any) -> dict[tuple[str, ...], float]:
+    """The requests blog and user served while the gateway answered one GET of `path`."""
     before = {service: await _served(stack, service) for service in ("blog", "user")}
-    page = await api.get(f"/articles?tag={tag}&limit=20")
+    response = await api.get(path, **kwargs)
+    assert response.status_code == 200, response.text
     after = {service: await _served(stack, service) for service in ("blog", "user")}
-    assert len(page.json()["articles"]) == 20
-    calls = {
+    return {
         (service, *key): after[service][key] - before[service].get(key, 0.0)
         for service in after
         for key in after[service]
         if after[service][key] != before[service].get(key, 0.0) and key[1] != "/metrics"
     }
-    assert calls == {("blog", "GET", "/posts"): 1.0, ("user", "GET", "/profiles"): 1.0}
+
+
+async def test_a_page_of_twenty_articles_costs_a_constant_number_of_calls(stack: Stack, api: httpx.AsyncClient) -> None:
+    tag = f"bulk{uuid.uuid4().hex[:8]}"
+    for _ in range(20):  # twenty authors: twenty profiles embedded from blog's read model
+        author = await signup(api)
+        body = {"article": {"title": "Bulk", "description": "d", "body": "b", "tagList": [tag]}}
+        assert (await api.post("/articles", json=body, headers=author["auth"])).status_code == 201
+    reader = await signup(api, "reader")
+    await wait_until(lambda: _embedded(stack, tag, 20), within=10)
+    page = f"/articles?tag={tag}&limit=20"
+    assert len((await api.get(page)).json()["articles"]) == 20
+    # Anonymous: the authors come with the posts, nothing to ask the user service.
+    assert await _calls(stack, api, page) == {("blog", "GET", "/posts"): 1.0}
+    # Signed in: one batch call for whom the reader follows among them.
+    assert await _calls(stack, api, page, headers=reader["auth"]) == {
+        ("blog", "GET", "/posts"): 1.0,
+        ("user", "POST", "/profiles/relations"): 1.0,
+    }
+
+
+async def test_a_rename_shows_on_the_authors_articles_and_comments(stack: Stack, api: httpx.AsyncClient) -> None:
+    author, reader = await signup(api, "old"), await signup(api, "reader")
+    article = await new_article(api, author)
+    slug = article["slug"]
+    commented = await api.post(f"/articles/{slug}/comments", json={"comment": {"body": "mine"}}, headers=author["auth"])
+    assert commented.status_code == 200, commented.text
+    new_name = f"new{uuid.uuid4().hex[:10]}"
+
+    async def names(headers: dict[str, str] | None) -> set[str]:
+        """The author's name on their article, in the article list, and on their comment, as `headers` reads it."""
+        one = (await api.get(f"/articles/{slug}", headers=headers)).json()["article"]["author"]["username"]
+        listed = (await api.get(f"/articles?author={new_name}", headers=headers)).json()["articles"]
+        comments = (await api.get(f"/articles/{slug}/comments", headers=headers)).json()["comments"]
+        return {one, *(a["author"]["username"] for a in listed), *(c["author"]["username"] for c in comments)}
+
+    renamed = await api.put("/user", json={"user": {"username": new_name}}, headers=author["auth"])
+    assert renamed.status_code == 200, renamed.text
+    started = time.monotonic()
+    own = {"Authorization": f"Token {renamed.json()['user']['token']}"}
+    assert await names(own) == {new_name}  # at once for the user who renamed
+
+    async def everyone_sees_it() -> bool:
+        """Another user and an anonymous reader, and blog's and comment's own copies (not a fallback) too."""
+        seen = await names(reader["auth"]) | await names(None) | await copies(stack, slug)
+        return seen == {new_name}
+
+    await wait_until(everyone_sees_it, within=2.0 - (time.monotonic() - started))
+
+
+async def copies(stack: Stack, slug: str) -> set[str | None]:
+    """The author's name in blog's and comment's read models, as those services answer an article and its comments."""
+    async with httpx.AsyncClient() as client:
+        url = f"{stack.url('blog')}/posts/by-slug/{slug}"
+        post = (await client.get(url, headers=_internal(stack, "blog"))).json()
+        url = f"{stack.url('comment')}/posts/{post['id']}/comments"
+        comments = (await client.get(url, headers=_internal(stack, "comment"))).json()["comments"]
+    authors = [post["author"], *(comment["author"] for comment in comments)]
+    return {author["username"] if author else None for author in authors}
 
 
 async def test_the_edge_of_the_public_api(stack: Stack, api: httpx.AsyncClient) -> None:

@@ -5,13 +5,17 @@ import time
 
 import httpx
 from tests.conftest import Stack
-from tests.test_flows import comment_count, has_no_comments, new_article, post_id_of, signup
+from tests.test_flows import comment_count, copies, has_no_comments, new_article, post_id_of, signup
 
 from comm.events.testing import wait_until
 
 
 async def _profile_readable(api: httpx.AsyncClient, username: str) -> bool:
     return (await api.get(f"/profiles/{username}")).status_code == 200
+
+
+async def _copied(stack: Stack, slug: str, username: str) -> bool:
+    return await copies(stack, slug) == {username}
 
 
 async def _count_is(api: httpx.AsyncClient, username: str, expected: int) -> bool:
@@ -24,8 +28,13 @@ async def test_user_service_killed_gives_fast_503s_and_recovers_without_loss(
 ) -> None:
     author, commenter = await signup(api), await signup(api)
     first, second = await new_article(api, author), await new_article(api, author)
+    await wait_until(lambda: _copied(stack, first["slug"], author["username"]), within=10)
     await stack.kill("user")
     try:
+        # An anonymous reader needs nothing of the user service: the author comes with the post.
+        read = await api.get(f"/articles/{first['slug']}")
+        assert read.status_code == 200, read.text
+        assert read.json()["article"]["author"]["username"] == author["username"]
         for _ in range(3):  # the first answers after a few quick retries, the next ones from the open breaker
             started = time.monotonic()
             response = await api.get(f"/profiles/{author['username']}")

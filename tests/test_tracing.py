@@ -87,6 +87,7 @@ async def test_a_comment_is_one_trace_from_the_gateway_to_the_comment_count_cons
     assert response.status_code == 200, response.text
 
     counts_queue = f"{stack.env['USER_QUEUE_PREFIX']}.comment-counts"
+    blog_authors, comment_authors = (f"{stack.env[f'{s}_QUEUE_PREFIX']}.authors" for s in ("BLOG", "COMMENT"))
     spans = await collect(
         stack,
         trace_id,
@@ -100,6 +101,10 @@ async def test_a_comment_is_one_trace_from_the_gateway_to_the_comment_count_cons
             ("user", SERVER, "GET /profiles/{user_id}"),
             ("comment", PRODUCER, "publish comment.created"),
             ("user", CONSUMER, f"process {counts_queue}"),
+            # The author's comment count changed: their profile goes out to blog's and comment's copies.
+            ("user", PRODUCER, "publish profile.updated"),
+            ("blog", CONSUMER, f"process {blog_authors}"),
+            ("comment", CONSUMER, f"process {comment_authors}"),
         ],
     )
     assert {s.trace_id for s in spans} == {trace_id}
@@ -115,7 +120,7 @@ async def test_a_comment_is_one_trace_from_the_gateway_to_the_comment_count_cons
         assert caller.service != server.service
     assert {s.service for s in spans if s.kind is CLIENT} == {"gateway", "comment"}
 
-    consumer = next(s for s in spans if s.kind is CONSUMER)
+    consumer = next(s for s in spans if s.kind is CONSUMER and s.service == "user")
     assert ancestry(consumer, spans) == [
         ("user", CONSUMER),
         ("comment", PRODUCER),  # the comment service's relay, under the request that wrote the outbox row
@@ -123,6 +128,8 @@ async def test_a_comment_is_one_trace_from_the_gateway_to_the_comment_count_cons
         ("gateway", CLIENT),
         ("gateway", SERVER),
     ]
+    copy = next(s for s in spans if s.kind is CONSUMER and s.service == "blog")
+    assert ancestry(copy, spans)[:3] == [("blog", CONSUMER), ("user", PRODUCER), ("user", CONSUMER)]
 
     # Each app's access line for its part of the request shows the trace (DESIGN §5: trace ids on log lines).
     with contextlib.suppress(AssertionError):
@@ -144,6 +151,7 @@ async def test_registration_is_one_trace_from_the_gateway_to_the_profile_sync_co
     assert response.status_code == 201, response.text
 
     sync_queue = f"{stack.env['USER_QUEUE_PREFIX']}.profile-sync"
+    blog_authors, comment_authors = (f"{stack.env[f'{s}_QUEUE_PREFIX']}.authors" for s in ("BLOG", "COMMENT"))
     spans = await collect(
         stack,
         trace_id,
@@ -154,12 +162,15 @@ async def test_registration_is_one_trace_from_the_gateway_to_the_profile_sync_co
             ("user", SERVER, "PUT /profiles/{user_id}"),  # the gateway creates the profile at once
             ("auth", PRODUCER, "publish user.created"),
             ("user", CONSUMER, f"process {sync_queue}"),  # and the event is consumed all the same
+            ("user", PRODUCER, "publish profile.updated"),  # the new profile, to blog's and comment's copies
+            ("blog", CONSUMER, f"process {blog_authors}"),
+            ("comment", CONSUMER, f"process {comment_authors}"),
         ],
     )
     assert {s.trace_id for s in spans} == {trace_id}
-    assert {s.service for s in spans} == {"gateway", "auth", "user"}
+    assert {s.service for s in spans} == {"gateway", "auth", "user", "blog", "comment"}
     assert_one_tree(spans, client_span=client_span)
-    consumer = next(s for s in spans if s.kind is CONSUMER)
+    consumer = next(s for s in spans if s.kind is CONSUMER and s.service == "user")
     assert ancestry(consumer, spans) == [
         ("user", CONSUMER),
         ("auth", PRODUCER),

@@ -1,14 +1,16 @@
-"""Comments and their moderation: comments from the comment service, authors from the user service.
+"""Comments and their moderation: comments from the comment service with their authors' public profiles embedded,
+the reader's part (and any author not embedded yet) from the user service (gateway.authors).
 
 RealWorld lists a post's comments without paging; the gateway returns the newest `COMMENTS_PAGE` of them.
 An anonymous comment's author is shown as a profile named after its display name, with nothing else.
 """
 
+import asyncio
 import uuid
 from collections.abc import Iterable
 
 from comm.errors import Forbidden
-from comm.tokens import Identity
+from gateway import authors
 from gateway.accounts import own_profile, to_profile
 from gateway.deps import Upstreams
 from gateway.identity import Viewer, identity_of
@@ -41,8 +43,11 @@ def _comment(comment: CommentView, profiles: dict[uuid.UUID, ProfileView]) -> Co
     )
 
 
-async def _authors(up: Upstreams, comments: Iterable[CommentView], identity: Identity) -> dict[uuid.UUID, ProfileView]:
-    return await up.users.by_ids([c.author_id for c in comments if c.author_id is not None], identity=identity)
+async def _authors(
+    up: Upstreams, comments: Iterable[CommentView], viewer: Viewer | None
+) -> dict[uuid.UUID, ProfileView]:
+    embedded = {c.author_id: c.author for c in comments if c.author_id is not None}
+    return await authors.profiles(up, embedded=embedded, viewer=viewer)
 
 
 async def add_comment(
@@ -54,20 +59,26 @@ async def add_comment(
     else:
         await limiter.hit(limiter.limits.comment, "comment", str(viewer.user.id))
     identity = identity_of(viewer)
-    post = await up.blog.by_slug(slug, identity=identity)
-    if not post.published:  # only its author sees a draft; even they cannot comment on it yet
-        raise DraftNotCommentable
-    author_name = None if viewer else data.authorName
-    created = await up.comments.create(post.id, body=data.body, author_name=author_name, identity=identity)
-    authors = {viewer.user.id: await own_profile(up, viewer=viewer)} if viewer else {}
-    return _comment(created, authors)
+
+    async def create() -> CommentView:
+        post = await up.blog.by_slug(slug, identity=identity)
+        if not post.published:  # only its author sees a draft; even they cannot comment on it yet
+            raise DraftNotCommentable
+        author_name = None if viewer else data.authorName
+        return await up.comments.create(post.id, body=data.body, author_name=author_name, identity=identity)
+
+    if viewer is None:
+        return _comment(await create(), {})
+    # The author is the viewer, known before anything is written: their profile is fetched meanwhile.
+    created, own = await asyncio.gather(create(), own_profile(up, viewer=viewer))
+    return _comment(created, {viewer.user.id: own})
 
 
 async def list_comments(up: Upstreams, *, slug: str, viewer: Viewer | None) -> list[Comment]:
     identity = identity_of(viewer)
     post = await up.blog.by_slug(slug, identity=identity)
     page = await up.comments.of_post(post.id, limit=COMMENTS_PAGE, offset=0, identity=identity)
-    profiles = await _authors(up, page.comments, identity)
+    profiles = await _authors(up, page.comments, viewer)
     return [_comment(comment, profiles) for comment in page.comments]
 
 
@@ -79,8 +90,10 @@ async def delete_comment(up: Upstreams, *, slug: str, number: int, viewer: Viewe
 async def pending(up: Upstreams, *, viewer: Viewer, limit: int, offset: int) -> ModerationQueueResponse:
     """The moderation queue, oldest first, with each comment's article slug."""
     page = await up.comments.pending(limit=limit, offset=offset, identity=viewer.identity)
-    profiles = await _authors(up, page.comments, viewer.identity)
-    slugs = await up.blog.slugs({c.post_id for c in page.comments}, identity=viewer.identity)
+    profiles, slugs = await asyncio.gather(
+        _authors(up, page.comments, viewer),
+        up.blog.slugs({c.post_id for c in page.comments}, identity=viewer.identity),
+    )
     comments = [_moderated(comment, profiles, slugs) for comment in page.comments]
     return ModerationQueueResponse(comments=comments, commentsCount=page.total)
 
@@ -89,8 +102,9 @@ async def moderate(
     up: Upstreams, *, number: int, viewer: Viewer, approve: bool, reason: str | None
 ) -> ModeratedComment:
     comment = await up.comments.moderate(number, approve=approve, reason=reason, identity=viewer.identity)
-    profiles = await _authors(up, [comment], viewer.identity)
-    slugs = await up.blog.slugs({comment.post_id}, identity=viewer.identity)
+    profiles, slugs = await asyncio.gather(
+        _authors(up, [comment], viewer), up.blog.slugs({comment.post_id}, identity=viewer.identity)
+    )
     return _moderated(comment, profiles, slugs)
 
 

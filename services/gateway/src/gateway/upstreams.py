@@ -40,6 +40,22 @@ class Profiles(_View):
     profiles: list[ProfileView]
 
 
+class AuthorView(_View):
+    """An author's public face as blog and comment embed it from their read model (comm.authors)."""
+
+    username: str
+    bio: str | None
+    image: str | None
+    comment_count: int = Field(0, alias="commentCount")
+
+
+class Relations(_View):
+    """Whom among some authors the viewer follows, and the viewer's own profile if they are one of them."""
+
+    following: list[uuid.UUID]
+    viewer: ProfileView | None = None
+
+
 class Following(_View):
     user_ids: list[uuid.UUID]
 
@@ -58,6 +74,7 @@ class PostView(_View):
     tag_list: list[str] = Field(alias="tagList")
     category: CategoryView | None = None
     author_id: uuid.UUID
+    author: AuthorView | None = None  # null while blog's read model has not caught up
     published: bool
     created_at: datetime = Field(alias="createdAt")
     updated_at: datetime = Field(alias="updatedAt")
@@ -88,6 +105,7 @@ class CommentView(_View):
     post_id: uuid.UUID
     author_id: uuid.UUID | None
     author_name: str | None
+    author: AuthorView | None = None  # in lists; null for an anonymous comment or while the read model catches up
     body: str
     status: Literal["pending", "approved", "rejected"]
     moderation_reason: str | None = None
@@ -143,6 +161,16 @@ class Users(UserServiceClient):
         params = {"ids": ",".join(str(user_id) for user_id in dict.fromkeys(ids))}
         found = await self.http.get("/profiles", params=params, response_model=Profiles, identity=identity)
         return {profile.user_id: profile for profile in found.profiles}
+
+    async def relations(self, ids: Sequence[uuid.UUID], *, identity: Identity) -> Relations:
+        """Whom among up to 100 users the identity's user follows, and their own profile if among them."""
+        return await self.http.post(
+            "/profiles/relations",
+            json={"ids": [str(user_id) for user_id in dict.fromkeys(ids)]},
+            response_model=Relations,
+            identity=identity,
+            headers={"Idempotency-Key": uuid.uuid4().hex},  # a read: safe to send again
+        )
 
     async def update_me(self, changes: dict[str, Any], *, identity: Identity) -> ProfileView:
         return await self.http.patch("/profiles/me", json=changes, response_model=ProfileView, identity=identity)
