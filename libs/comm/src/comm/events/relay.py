@@ -29,7 +29,8 @@ import aio_pika
 import asyncpg
 from aio_pika.exceptions import PublishError
 from opentelemetry import propagate, trace
-from sqlalchemy import Row, func, select, text, update
+from sqlalchemy import Row, Uuid, any_, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from comm.events.broker import Broker, backoff_delay, connect
@@ -42,6 +43,13 @@ from comm.settings import CommSettings
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 outbox = TABLES.outbox
+
+# One statement for any number of rows, so it stays in SQLAlchemy's compiled cache (an IN list renders per size).
+_MARK_SENT = (
+    update(outbox)
+    .where(outbox.c.id == any_(bindparam("sent_ids", type_=ARRAY(Uuid))))
+    .values(sent_at=func.clock_timestamp(), attempts=outbox.c.attempts + 1, last_error=None)
+)
 
 BeforeMarkSent = Callable[[list[uuid.UUID]], Awaitable[None]]
 OutboxRow = Row[Any, Any, Any, Any, Any]  # id, routing_key, body, headers, created_at
@@ -114,9 +122,6 @@ class OutboxRelay:
 
     async def _relay_batch(self, broker: Broker) -> int:
         async with self._engine.begin() as conn:
-            # Losing this commit in a crash only publishes the rows again (consumers drop the duplicate by id),
-            # so the relay need not wait for the WAL flush before claiming the next batch.
-            await conn.execute(text("SET LOCAL synchronous_commit = off"))
             rows = (
                 await conn.execute(
                     select(outbox.c.id, outbox.c.routing_key, outbox.c.body, outbox.c.headers, outbox.c.created_at)
@@ -134,6 +139,10 @@ class OutboxRelay:
             sent = [row.id for row, result in zip(rows, results, strict=True) if result is None]
             if self._before_mark_sent is not None:
                 await self._before_mark_sent(sent)
+            # Losing this commit in a crash only publishes the rows again (consumers drop the duplicate by id),
+            # so the relay need not wait for the WAL flush before claiming the next batch. Set here, after the
+            # publishes, so that its round trip is not on the way from a commit to its delivery.
+            await conn.execute(text("SET LOCAL synchronous_commit = off"))
             await _mark(conn, rows, results)
         failed = [result for result in results if isinstance(result, BaseException)]
         if failed:
@@ -223,11 +232,7 @@ async def _mark(conn: AsyncConnection, rows: Sequence[OutboxRow], results: Seque
     """Mark the confirmed rows sent; count the attempt and keep the error on the others."""
     sent = [row.id for row, result in zip(rows, results, strict=True) if result is None]
     if sent:
-        await conn.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(sent))
-            .values(sent_at=func.clock_timestamp(), attempts=outbox.c.attempts + 1, last_error=None)
-        )
+        await conn.execute(_MARK_SENT, {"sent_ids": sent})
     for row, result in zip(rows, results, strict=True):
         if isinstance(result, BaseException):
             error = f"{type(result).__name__}: {result}"[:1000]
