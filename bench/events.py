@@ -20,6 +20,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aio_pika
@@ -43,10 +44,20 @@ def event() -> UserCreated:
     return UserCreated(user_id=uuid.uuid4(), username="bench", email="bench@example.com", timestamp=datetime.now(UTC))
 
 
-def percentiles(samples: list[float]) -> str:
-    """p50 and p99 in milliseconds."""
+@dataclass(frozen=True)
+class Latency:
+    """p50 and p99 in seconds."""
+
+    p50: float
+    p99: float
+
+    def __str__(self) -> str:
+        return f"p50 {self.p50 * 1000:7.2f} ms   p99 {self.p99 * 1000:7.2f} ms"
+
+
+def percentiles(samples: list[float]) -> Latency:
     cuts = statistics.quantiles(samples, n=100, method="inclusive")
-    return f"p50 {cuts[49] * 1000:7.2f} ms   p99 {cuts[98] * 1000:7.2f} ms"
+    return Latency(p50=cuts[49], p99=cuts[98])
 
 
 async def wait_for_count(seen: dict[object, float], count: int, *, within: float = 60.0) -> None:
@@ -65,7 +76,7 @@ async def paced(count: int, rate: float, send: Callable[[], Awaitable[object]]) 
         await asyncio.sleep(max(0.0, start + (i + 1) / rate - time.perf_counter()))
 
 
-async def outbox_latency(sessionmaker: async_sessionmaker[AsyncSession], started: dict[object, float]) -> str:
+async def outbox_latency(sessionmaker: async_sessionmaker[AsyncSession], started: dict[object, float]) -> Latency:
     committed: dict[object, float] = {}
 
     async def write() -> None:
@@ -95,7 +106,7 @@ async def outbox_throughput(sessionmaker: async_sessionmaker[AsyncSession], star
     return f"{total / elapsed:7.0f} events/s   ({total} events, writers alone {total / written:.0f} commits/s)"
 
 
-async def outbox_drain(engine: AsyncEngine, settings: CommSettings, started: dict[object, float]) -> str:
+async def outbox_drain(engine: AsyncEngine, settings: CommSettings, started: dict[object, float]) -> float:
     """A backlog written while no relay runs, then drained: relay and consumer capacity, writers aside."""
     started.clear()
     sessionmaker = create_sessionmaker(engine)
@@ -110,10 +121,10 @@ async def outbox_drain(engine: AsyncEngine, settings: CommSettings, started: dic
         await wait_for_count(started, THROUGHPUT_EVENTS)
     finally:
         await relay.stop()
-    return f"{THROUGHPUT_EVENTS / (max(started.values()) - begin):7.0f} events/s   ({THROUGHPUT_EVENTS} events)"
+    return THROUGHPUT_EVENTS / (max(started.values()) - begin)
 
 
-async def run_outbox(engine: AsyncEngine, settings: CommSettings) -> tuple[str, str, str]:
+async def run_outbox(engine: AsyncEngine, settings: CommSettings) -> tuple[Latency, str, float]:
     started: dict[object, float] = {}
 
     async def handle(session: AsyncSession, event: UserCreated, meta: EventMeta) -> None:
@@ -137,7 +148,7 @@ async def run_outbox(engine: AsyncEngine, settings: CommSettings) -> tuple[str, 
         await consumer.stop()
 
 
-async def run_raw(queue_name: str) -> tuple[str, str]:
+async def run_raw(queue_name: str) -> tuple[Latency, float]:
     connection = await aio_pika.connect_robust(RABBITMQ_URL)
     try:
         publish_channel = await connection.channel()
@@ -159,7 +170,7 @@ async def run_raw(queue_name: str) -> tuple[str, str]:
         await connection.close()
 
 
-async def raw_figures(channel: AbstractChannel, queue_name: str, arrived: dict[object, float]) -> tuple[str, str]:
+async def raw_figures(channel: AbstractChannel, queue_name: str, arrived: dict[object, float]) -> tuple[Latency, float]:
     """Latency (paced, one confirm at a time) and throughput (100 confirms in flight) of raw publishes."""
     sent: dict[object, float] = {}
 
@@ -178,11 +189,12 @@ async def raw_figures(channel: AbstractChannel, queue_name: str, arrived: dict[o
         await asyncio.gather(*(publish() for _ in range(100)))
     await wait_for_count(arrived, THROUGHPUT_EVENTS)
     elapsed = max(arrived.values()) - begin
-    return latency, f"{THROUGHPUT_EVENTS / elapsed:7.0f} messages/s ({THROUGHPUT_EVENTS} messages)"
+    return latency, THROUGHPUT_EVENTS / elapsed
 
 
 async def main() -> None:
     logging.basicConfig(level=logging.WARNING)
+    load_before = os.getloadavg()[0]
     exchange = unique_name("bench.events")
     settings = CommSettings(service_name="bench", rabbitmq_url=RABBITMQ_URL, events_exchange=exchange)
     async with temporary_database("bench_events") as url:
@@ -199,10 +211,13 @@ async def main() -> None:
             await delete_topology(url=RABBITMQ_URL, exchange=exchange, queues=[f"{exchange}.bench"])
     print(f"outbox -> handler   latency     {outbox[0]}   (commit -> handler start, {LATENCY_RATE:.0f} events/s paced)")
     print(f"outbox -> handler   throughput  {outbox[1]}")
-    print(f"outbox backlog      drain       {outbox[2]}   (written first, then relayed and consumed)")
+    print(f"outbox backlog      drain       {outbox[2]:7.0f} events/s   ({THROUGHPUT_EVENTS} events, written first)")
     print(f"raw aio-pika        latency     {raw[0]}   (publish -> consumer callback, same pacing)")
-    print(f"raw aio-pika        throughput  {raw[1]}")
-    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"raw aio-pika        throughput  {raw[1]:7.0f} messages/s ({THROUGHPUT_EVENTS} messages)")
+    print(f"drain/raw = {outbox[2] / raw[1]:.2f} (goal >= 0.5)")
+    print(f"latency p50 ratio = {outbox[0].p50 / raw[0].p50:.1f} (goal <= 5)")
+    print(f"p99 ratio = {outbox[0].p99 / raw[0].p99:.1f} (goal <= 10)")
+    print(f"load average (1 min): {load_before:.2f} before, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
