@@ -44,9 +44,10 @@ _RECORD_IDS = (
     .returning(_processed.c.event_id)
 )
 
-# Concurrent transactions per consumer: enough to overlap one batch's commit with the next batch's work, few
-# enough to leave the service's connection pool to its requests.
-WORKERS = 2
+# Transactions at a time per consumer. One makes the largest batches: on the bench's drain it moved about 30 %
+# more events than two, whose batches halve. The cost is head-of-line blocking: a handler waiting on a lock holds
+# back the deliveries behind it (they wait, none is lost).
+WORKERS = 1
 
 
 @dataclass(kw_only=True)
