@@ -240,3 +240,14 @@ async def test_two_relays_on_one_outbox_never_publish_an_event_twice(events: Any
 
     received = [wire.get_nowait().message_id for _ in range(wire.qsize())]
     assert sorted(received) == sorted(str(event_id) for event_id in ids)
+
+
+async def test_a_commit_wakes_the_idle_relay_through_notify_without_waiting_for_the_poll(events: Any) -> None:
+    wire = await raw_queue(events.stack, events.settings, "user.created")
+    await events.relay(settings=events.settings.model_copy(update={"outbox_poll_interval_seconds": 60.0}))
+    await asyncio.sleep(0.3)  # the relay has found nothing and is waiting: only a NOTIFY can wake it now
+
+    for name in ("first", "second"):
+        [event_id] = await events.write_events([events.user_created(name)])
+        message = await asyncio.wait_for(wire.get(), timeout=5)
+        assert message.message_id == str(event_id)
