@@ -10,7 +10,9 @@ Every transaction that publishes first takes the profile's advisory lock (`lock_
 changes, then reads the comment count in a later statement: under READ COMMITTED that statement sees everything
 committed by the transactions that held the lock before, so the event with the highest version carries the count
 as it stands. Without the lock a comment event racing the profile's creation (a row not yet visible to it) could
-publish nothing while the creation counted without that comment.
+publish nothing while the creation counted without that comment. A consumer batch (several events in one
+transaction) takes the locks of its authors in delivery order, so two batches can deadlock: PostgreSQL aborts one
+and the consumer applies it again one event per transaction, a delay and nothing lost.
 """
 
 import uuid
