@@ -97,6 +97,9 @@ def _test_settings(traces_url: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",  # log lines (uvicorn's access lines go to stdout) reach the log files at once
         **{f"{service.upper()}_EVENTS_RETRY_DELAY_SECONDS": "0.5" for service in SERVICES},
         **{f"{service.upper()}_HTTP_BREAKER_RESET_TIMEOUT_SECONDS": "2" for service in SERVICES},
+        # Access lines from every app (only the gateway's are on by default), so the tests can read each app's
+        # part of a request, with its trace id, in its log.
+        **{f"{service.upper()}_ACCESS_LOG": "true" for service in SERVICES},
     }
 
 

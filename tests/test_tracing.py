@@ -131,7 +131,7 @@ async def test_a_comment_is_one_trace_from_the_gateway_to_the_comment_count_cons
     copy = next(s for s in spans if s.kind is CONSUMER and s.service == "blog")
     assert ancestry(copy, spans)[:3] == [("blog", CONSUMER), ("user", PRODUCER), ("user", CONSUMER)]
 
-    # Each app's access line for its part of the request shows the trace (DESIGN §5: trace ids on log lines).
+    # Each app's access line (on for every app in the test stack) for its part of the request shows the trace.
     with contextlib.suppress(AssertionError):
         await wait_until(lambda: services_logging(stack, trace_id) == set(SERVICES), within=5)
     assert services_logging(stack, trace_id) == set(SERVICES)

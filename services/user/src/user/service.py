@@ -184,9 +184,7 @@ PROFILE_BY_USERNAME = Statement(
     _PROFILE.where(Profile.user_id == _holders(Profile.username == bindparam("username")).scalar_subquery())
 )
 FOLLOWED_IDS = Statement(
-    select(Follow.followee_id)
-    .where(Follow.follower_id == bindparam("user_id", type_=Uuid))
-    .order_by(Follow.created_at)
+    select(Follow.followee_id).where(Follow.follower_id == bindparam("user_id", type_=Uuid)).order_by(Follow.created_at)
 )
 PROFILES_LOOKUP = Statement(
     _PROFILE.where(
