@@ -12,8 +12,8 @@ import pytest
 
 from blog.settings import BlogSettings
 from comm.authors import authors_queue
-from comm.events.models import ProfileUpdated, encode_event
-from comm.events.testing import wait_until
+from comm.events.models import ProfileUpdated
+from comm.events.testing import publish_event, wait_until
 
 Publish = Callable[..., Awaitable[uuid.UUID]]
 
@@ -31,17 +31,7 @@ async def publish(settings: BlogSettings, blog_url: str) -> AsyncIterator[Publis
     exchange = await channel.get_exchange(settings.events_exchange, ensure=True)
 
     async def send(event: ProfileUpdated, *, message_id: uuid.UUID | None = None) -> uuid.UUID:
-        message_id = message_id or uuid.uuid4()
-        message = aio_pika.Message(
-            body=encode_event(event),
-            message_id=str(message_id),
-            type=event.routing_key,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            app_id="user",
-        )
-        await exchange.publish(message, routing_key=event.routing_key, mandatory=True)
-        return message_id
+        return await publish_event(exchange, event, app_id="user", message_id=message_id)
 
     yield send
     await connection.close()

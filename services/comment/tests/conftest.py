@@ -20,8 +20,8 @@ from fastapi import FastAPI
 
 from comm.db import migrate
 from comm.errors import NotFound, install_error_handlers
-from comm.events.models import Event, PostDeleted, decode_event, encode_event
-from comm.events.testing import delete_topology
+from comm.events.models import Event, PostDeleted, decode_event
+from comm.events.testing import delete_topology, publish_event
 from comm.settings import CommSettings
 from comm.testing import serve, temporary_database, unique_name
 from comm.tokens import HEADER, CallerIdentity, Identity, InternalTokens, setup_internal_tokens
@@ -115,17 +115,7 @@ class Kit:
     async def publish_post_deleted(self, post_id: uuid.UUID, event_id: uuid.UUID | None = None) -> uuid.UUID:
         """What blog's relay sends when a post is deleted, on the test exchange; returns the event id."""
         event = PostDeleted(post_id=post_id, author_id=uuid.uuid4(), timestamp=datetime.now(UTC))
-        event_id = event_id or uuid.uuid4()
-        message = aio_pika.Message(
-            encode_event(event),
-            message_id=str(event_id),
-            type=event.routing_key,
-            content_type="application/json",
-            app_id="blog",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        )
-        await self.exchange.publish(message, routing_key=event.routing_key, mandatory=True)
-        return event_id
+        return await publish_event(self.exchange, event, app_id="blog", message_id=event_id)
 
     def events(self, routing_key: str, *, post_id: uuid.UUID | None = None) -> list[Any]:
         """The comment events received so far, in order; those of one post if given."""

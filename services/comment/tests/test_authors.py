@@ -4,10 +4,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import aio_pika
-
-from comm.events.models import ProfileUpdated, encode_event
-from comm.events.testing import wait_until
+from comm.events.models import ProfileUpdated
+from comm.events.testing import publish_event, wait_until
 
 
 def profile(user_id: uuid.UUID, version: int, username: str, **fields: Any) -> ProfileUpdated:
@@ -17,17 +15,7 @@ def profile(user_id: uuid.UUID, version: int, username: str, **fields: Any) -> P
 
 async def publish(kit: Any, event: ProfileUpdated, message_id: uuid.UUID | None = None) -> uuid.UUID:
     """What the user service's relay sends, on the test exchange; returns the event id."""
-    message_id = message_id or uuid.uuid4()
-    message = aio_pika.Message(
-        encode_event(event),
-        message_id=str(message_id),
-        type=event.routing_key,
-        content_type="application/json",
-        app_id="user",
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-    )
-    await kit.exchange.publish(message, routing_key=event.routing_key, mandatory=True)
-    return message_id
+    return await publish_event(kit.exchange, event, app_id="user", message_id=message_id)
 
 
 async def processed(kit: Any, *ids: uuid.UUID) -> None:

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from comm.db import create_sessionmaker, migrate
-from comm.events.models import Event, encode_event
+from comm.events.models import Event
 from comm.events.tables import TABLES
-from comm.events.testing import delete_topology, wait_until
+from comm.events.testing import delete_topology, publish_event, wait_until
 from comm.testing import serve, temporary_database, unique_name
 from comm.tokens import HEADER, Identity, InternalTokens
 from user.consumers import comment_counts_queue, profile_sync_queue
@@ -111,17 +111,7 @@ async def publish(user_url: str, settings: UserSettings) -> AsyncIterator[Publis
     exchange = await channel.get_exchange(settings.events_exchange, ensure=True)
 
     async def send(event: Event, *, message_id: uuid.UUID | None = None) -> uuid.UUID:
-        message_id = message_id or uuid.uuid4()
-        message = aio_pika.Message(
-            body=encode_event(event),
-            message_id=str(message_id),
-            type=event.routing_key,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            app_id="test",
-        )
-        await exchange.publish(message, routing_key=event.routing_key, mandatory=True)
-        return message_id
+        return await publish_event(exchange, event, app_id="test", message_id=message_id)
 
     yield send
     await connection.close()

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import inspect
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
@@ -19,6 +20,7 @@ from pamqp.base import Frame
 from yarl import URL
 
 from comm.events.broker import Topology
+from comm.events.models import Event, encode_event
 
 FrameT = TypeVar("FrameT", bound=Frame)
 
@@ -99,6 +101,23 @@ async def take_messages(*, url: str, queue: str) -> list[AbstractIncomingMessage
         return messages
     finally:
         await connection.close()
+
+
+async def publish_event(
+    exchange: aio_pika.abc.AbstractExchange, event: Event, *, app_id: str, message_id: uuid.UUID | None = None
+) -> uuid.UUID:
+    """Publish `event` with the properties a service's outbox relay sets (as `app_id`); returns its message id."""
+    message_id = message_id or uuid.uuid4()
+    message = aio_pika.Message(
+        body=encode_event(event),
+        message_id=str(message_id),
+        type=event.routing_key,
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        app_id=app_id,
+    )
+    await exchange.publish(message, routing_key=event.routing_key, mandatory=True)
+    return message_id
 
 
 async def publish_without_message_id(*, url: str, exchange: str, routing_key: str, body: bytes) -> None:
