@@ -1,4 +1,4 @@
-"""The deployment (DESIGN §6) checked without Docker: docker-compose.yml, infra/ and infra/docker/Dockerfile.
+"""The deployment (docs/architecture.md §6) checked without Docker: docker-compose.yml, infra/, the Dockerfile.
 
 - The compose file validates against the Compose Specification's JSON schema (the copy check-jsonschema vendors).
 - Every setting an app reads at start-up whose default cannot work in a container is set in compose, found by

@@ -1,4 +1,4 @@
-"""The observability config against the running code (DESIGN §5).
+"""The observability config against the running code (docs/architecture.md §5).
 
 Every metric a Grafana panel, a dashboard variable or a Prometheus alert rule queries must be one the apps export:
 the queries are parsed as PromQL (promql-parser, not a regex) and their metric names and labels checked against a

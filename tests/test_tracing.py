@@ -1,4 +1,4 @@
-"""One client request is one trace (DESIGN §5), from the gateway to the last consumer, as the apps export it.
+"""One client request is one trace (docs/architecture.md §5), from the gateway to the last consumer, as exported.
 
 The client sends a W3C `traceparent`; every app exports its spans over OTLP/HTTP to the test's receiver
 (`stack.traces`). The trace must hold the client's trace id throughout, hang from the client's span, and reach

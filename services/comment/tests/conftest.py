@@ -45,7 +45,7 @@ class Actor:
 
 
 class FakeBlog:
-    """Blog's `GET /posts/{id}` as DESIGN §3 describes it: 404 for unknown posts and for others' drafts."""
+    """Blog's `GET /posts/{id}` (docs/architecture.md §3): 404 for unknown posts and for others' drafts."""
 
     def __init__(self) -> None:
         self.posts: dict[uuid.UUID, dict[str, Any]] = {}

@@ -42,7 +42,7 @@ def main(
     argv: Sequence[str] | None = None,
 ) -> None:
     """Parse the command line and run one command."""
-    install_log_trace_ids()  # before the first record: every line shows its trace (DESIGN §5)
+    install_log_trace_ids()  # before the first record: every line shows its trace (docs/architecture.md §5)
     current = settings()
     logging.basicConfig(level=current.log_level.upper(), format=LOG_FORMAT)
     parser = argparse.ArgumentParser(prog=f"python -m {package}")

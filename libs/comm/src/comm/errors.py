@@ -1,4 +1,4 @@
-"""Errors that carry their HTTP status, and the one set of handlers that renders them (DESIGN §2).
+"""Errors that carry their HTTP status, and the one set of handlers that renders them (docs/architecture.md §2).
 
 Every error reaches the client as `{"errors": {"body": ["..."]}}`, or field-keyed
 (`{"errors": {"email": ["has already been taken"]}}`); 429, 503 and 504 carry `Retry-After`.

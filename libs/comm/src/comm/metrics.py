@@ -1,4 +1,4 @@
-"""Prometheus metrics of every service (DESIGN §5, seed §6): one registry per process, `service` as a label.
+"""Prometheus metrics of every service (docs/architecture.md §5): one registry per process, `service` as a label.
 
 Each metric is created once, at import, in prometheus_client's default `REGISTRY` (which also carries the process
 and GC collectors); every app exposes that registry at `/metrics`. A registry per app would not do: the breaker,

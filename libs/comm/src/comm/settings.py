@@ -1,4 +1,4 @@
-"""Settings every service shares (DESIGN §1); each service subclasses them with its own env prefix.
+"""Settings every service shares (docs/architecture.md §1); each service subclasses them with its own env prefix.
 
 The shared variables keep the seed's unprefixed names (`AUTH_SERVICE_URL`, `RABBITMQ_URL`, ...), so they carry an
 explicit alias; everything a service adds is read under its prefix (`BLOG_DATABASE_URL`, ...).
@@ -20,17 +20,17 @@ class CommSettings(BaseSettings):
 
     service_name: str = "service"
 
-    # Downstreams (seed §2.2, §3.2).
+    # Downstreams.
     auth_service_url: str = Field("http://localhost:3001", validation_alias=_env("AUTH_SERVICE_URL"))
     blog_service_url: str = Field("http://localhost:3002", validation_alias=_env("BLOG_SERVICE_URL"))
     user_service_url: str = Field("http://localhost:3003", validation_alias=_env("USER_SERVICE_URL"))
     comment_service_url: str = Field("http://localhost:3004", validation_alias=_env("COMMENT_SERVICE_URL"))
 
-    # Broker (seed §3.2).
+    # Broker.
     rabbitmq_url: str = Field("amqp://guest:guest@localhost:5672/", validation_alias=_env("RABBITMQ_URL"))
     events_exchange: str = Field("blog.events", validation_alias=_env("EVENTS_EXCHANGE"))
 
-    # Events (DESIGN §4): consumer flow control, retries, the outbox relay. Read under the service's prefix.
+    # Events (docs/architecture.md §4): consumer flow control, retries, the relay. Read under the service's prefix.
     events_prefetch: int = 32
     events_max_attempts: int = 5
     events_retry_delay_seconds: float = 5.0
@@ -44,14 +44,14 @@ class CommSettings(BaseSettings):
     processed_events_retention_seconds: float = 14 * 24 * 3600
     events_prune_interval_seconds: float = 3600
 
-    # Identity between services (DESIGN §3). The default is for development only and is logged as such.
+    # Identity between services (docs/architecture.md §3). The default is for development only and is logged as such.
     internal_token_secret: SecretStr = Field(
         SecretStr("dev-internal-token-secret-change-me-0123456789"),
         validation_alias=_env("INTERNAL_TOKEN_SECRET"),
     )
     internal_token_ttl_seconds: int = Field(60, validation_alias=_env("INTERNAL_TOKEN_TTL_SECONDS"))
 
-    # Calls to other services (DESIGN §3). Read under the service's prefix (e.g. `GATEWAY_HTTP_READ_TIMEOUT_SECONDS`):
+    # Calls to other services (docs/architecture.md §3), under the service's prefix (`GATEWAY_HTTP_...`):
     # each caller tunes its own downstream calls.
     http_connect_timeout_seconds: float = 2.0
     http_read_timeout_seconds: float = 5.0
@@ -70,6 +70,6 @@ class CommSettings(BaseSettings):
     access_log: bool = False
     proxy_headers: bool = False
 
-    # Observability (DESIGN §5).
+    # Observability (docs/architecture.md §5).
     otel_exporter_otlp_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))

@@ -1,6 +1,6 @@
 """Test support shared by every suite: real servers and real databases, isolated by unique names.
 
-Tests use the real PostgreSQL and RabbitMQ (DESIGN §6); each run creates what it needs under a unique name and
+Tests use the real PostgreSQL and RabbitMQ; each run creates what it needs under a unique name and
 drops it afterwards, so suites can run side by side on the shared servers.
 
 This is the platform's test support, not only the library's: `local_platform` starts the platform's five services

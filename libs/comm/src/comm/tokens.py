@@ -1,4 +1,4 @@
-"""Internal service tokens (DESIGN §3): who is calling, on whose behalf, signed, short-lived.
+"""Internal service tokens (docs/architecture.md §3): who is calling, on whose behalf, signed, short-lived.
 
 The gateway (or any service calling another) sends `X-Internal-Token: <jwt>` on every call made for an identity.
 A separate header, not `Authorization`, so it is never confused with the user's `Authorization: Token <jwt>` and the

@@ -1,1 +1,1 @@
-"""The auth service: credentials, password hashing, user tokens and their validation (DESIGN §1, §3)."""
+"""The auth service: credentials, password hashing, user tokens and their validation (docs/architecture.md §1, §3)."""

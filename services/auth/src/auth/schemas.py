@@ -36,7 +36,7 @@ class UpdateIn(Strict):
 
 
 class UserOut(BaseModel):
-    """A user as other services see it (seed §2.2 `validate_token`)."""
+    """A user as other services see it (the seed's `validate_token`)."""
 
     model_config = ConfigDict(from_attributes=True)
 

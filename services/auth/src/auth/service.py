@@ -68,7 +68,7 @@ _VALID_USER = Statement(
 
 
 async def validate(db: asyncpg.Connection, *, token: str, signer: TokenSigner) -> UserOut:
-    """The user a token belongs to, if the token is genuine, unexpired and not revoked (seed §4.1)."""
+    """The user a token belongs to, if the token is genuine, unexpired and not revoked."""
     try:
         claims = signer.verify(token)
     except InvalidToken as exc:

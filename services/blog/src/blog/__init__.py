@@ -1,1 +1,1 @@
-"""The blog service: posts, drafts and publishing, categories and favorites (DESIGN §1)."""
+"""The blog service: posts, drafts and publishing, categories and favorites (docs/architecture.md §1)."""

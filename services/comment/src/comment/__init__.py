@@ -1,1 +1,1 @@
-"""The comment service: comments on posts, their moderation, and the cascade when a post is deleted (DESIGN §1, §4)."""
+"""The comment service: comments, their moderation, the cascade when a post is deleted (docs/architecture.md §1, §4)."""

@@ -15,7 +15,7 @@ from comment.settings import CommentSettings
 
 
 async def on_post_deleted(session: AsyncSession, event: PostDeleted, meta: EventMeta) -> None:
-    """Tombstone the post and delete its comments, each with its `comment.deleted` (seed §4.5)."""
+    """Tombstone the post and delete its comments, each with its `comment.deleted`."""
     await service.delete_post_comments(session, post_id=event.post_id, deleted_at=event.timestamp)
 
 

@@ -1,4 +1,4 @@
-"""The one thing comment asks blog: is this post there and public? (seed §2.2 `BlogServiceClient.get_post`)."""
+"""The one thing comment asks blog: is this post there and public? (the seed's `BlogServiceClient.get_post`)."""
 
 import uuid
 

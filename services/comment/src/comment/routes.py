@@ -68,7 +68,7 @@ async def delete_comment(post_id: uuid.UUID, number: Number, session: Session, i
 
 @router.get("/comments/{comment_id}")
 async def get_comment(comment_id: uuid.UUID, session: ReadSession, identity: CallerIdentity) -> CommentOut:
-    """One comment by its UUID (seed §2.2 `CommentServiceClient.get_comment`)."""
+    """One comment by its UUID (the seed's `CommentServiceClient.get_comment`)."""
     return await service.get_comment(session, comment_id=comment_id, identity=identity)
 
 

@@ -181,7 +181,7 @@ def _next_event_time(comment: Comment) -> datetime:
 
 
 async def delete_post_comments(session: AsyncSession, *, post_id: uuid.UUID, deleted_at: datetime) -> int:
-    """The cascade of `post.deleted` (seed §4.5), inside the consumer's transaction: tombstone, delete, events.
+    """The cascade of `post.deleted`, inside the consumer's transaction: tombstone, delete, events.
 
     Creates and this cascade take the same per-post lock (`_lock_post`), so they serialize: a create that got
     the lock first has committed before the DELETE below runs, and that statement's snapshot (read committed,

@@ -1,4 +1,4 @@
-"""Who is calling: `Authorization: Token <jwt>` validated by auth (seed §4.1), cached for a few seconds.
+"""Who is calling: `Authorization: Token <jwt>` validated by auth, cached for a few seconds.
 
 A positive answer is cached for `token_cache_ttl_seconds` (default 5 s), so a revoked token stops working within
 that time; refusals are never cached. Concurrent requests with one token share one validation. The gateway then

@@ -1,4 +1,4 @@
-"""The gateway's calls to the four services: comm's typed clients (seed §2.2) with the methods only it needs.
+"""The gateway's calls to the four services: comm's typed clients with the methods only it needs.
 
 Answers are parsed into small models that name only what the gateway uses (extra fields are ignored), so a service
 can add fields freely. Every call is made for an identity: the viewer's, or the anonymous one.

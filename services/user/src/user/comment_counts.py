@@ -1,4 +1,4 @@
-"""Comment counts (seed §4.5): per-comment state kept from the comment events, counts derived from it.
+"""Comment counts: per-comment state kept from the comment events, counts derived from it.
 
 Every event upserts the comment's row, so the final state does not depend on delivery order or repeats:
 the status is that of the newest event (timestamp, then moderated over created, then the status name), and a

@@ -1,4 +1,4 @@
-"""The user service's event handlers and the two queues they listen on (DESIGN §4).
+"""The user service's event handlers and the two queues they listen on (docs/architecture.md §4).
 
 `<prefix>.profile-sync`: user.created, user.updated -> profiles.
 `<prefix>.comment-counts`: comment.created, comment.moderated, comment.deleted -> comment states.

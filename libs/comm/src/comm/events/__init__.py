@@ -1,4 +1,4 @@
-"""Events: the seed's wire format, the transactional outbox and reliable consumers (seed §1.2, §3, §4.5).
+"""Events: the seed's wire format, the transactional outbox and reliable consumers.
 
 A producing service adds `add_event_tables(metadata)` to its models, calls `add_event(session, event)` inside the
 use case's transaction and runs an `OutboxRelay` in its lifespan; a consuming service registers handlers on a

@@ -1,4 +1,4 @@
-"""The broker side of events (DESIGN §4): a robust connection and the topology, declared idempotently.
+"""The broker side of events (docs/architecture.md §4): a robust connection and the topology, declared idempotently.
 
 For the events exchange X (`blog.events` by default) and each consuming queue Q:
 

@@ -1,4 +1,4 @@
-"""Consumers (DESIGN §4): one durable quorum queue per concern; each event applied once, acked after commit.
+"""Consumers (docs/architecture.md §4): a quorum queue per concern, each event applied once, acked after commit.
 
 Per delivery on queue Q:
 
@@ -11,7 +11,7 @@ Per delivery on queue Q:
   `x-attempts`, `x-first-failed-at`. The original is acked only after the copy is confirmed, so a crash in between
   leaves two copies, never none, and the dedup drops the extra one.
 
-Handlers run concurrently up to the prefetch count, so they must tolerate reordering (DESIGN §4). The consumer
+Handlers run concurrently up to the prefetch count, so they must tolerate reordering. The consumer
 deletes its `processed_events` rows older than their retention (comm.events.retention).
 """
 

@@ -1,4 +1,4 @@
-"""Event metrics (DESIGN §5) on the default Prometheus registry, which every service's `/metrics` exposes."""
+"""Event metrics (docs/architecture.md §5) on the default Prometheus registry, exposed by every `/metrics`."""
 
 from prometheus_client import Counter, Gauge, Histogram
 

@@ -1,4 +1,4 @@
-"""The event contracts (DESIGN §4): the seed's `Event` enum as frozen models, its wire format, one registry.
+"""Event contracts (docs/architecture.md §4): the seed's `Event` enum as frozen models, its wire format, a registry.
 
 The body is what serde_json writes for the seed's externally tagged enum: `{"UserCreated":{...}}`, compact, fields
 in declaration order, lowercase hyphenated UUIDs, `null` for None, chrono timestamps. A model's class name is its

@@ -1,4 +1,4 @@
-"""The producer's half of the transactional outbox (DESIGN §4): an event joins the caller's transaction.
+"""The producer's half of the transactional outbox (docs/architecture.md §4): an event joins the caller's transaction.
 
 The state change and its event commit together or not at all; `OutboxRelay` publishes committed rows. The
 `pg_notify` below is transactional too: the relay is woken only when the caller commits.

@@ -1,4 +1,4 @@
-"""The outbox relay (DESIGN §4): publishes committed outbox rows with publisher confirms, then marks them sent.
+"""The outbox relay (docs/architecture.md §4): publishes committed outbox rows with confirms, then marks them sent.
 
 One batch is one transaction: claim up to N unsent rows (`FOR UPDATE SKIP LOCKED`, oldest first), publish them in
 that order on one confirming channel, await the confirms, mark the confirmed rows sent, commit. The row locks are

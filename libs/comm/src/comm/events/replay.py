@@ -1,4 +1,4 @@
-"""Send parked events back to their queue once the cause is fixed (DESIGN §4: parked, never dropped).
+"""Send parked events back to their queue once the cause is fixed (docs/architecture.md §4: parked, never dropped).
 
     python -m comm.events.replay user.profile-sync            # every message parked in user.profile-sync.dlq
     python -m comm.events.replay user.profile-sync --limit 10

@@ -1,4 +1,4 @@
-"""Keeping the event tables bounded (DESIGN §4): sent outbox rows and consumers' dedup records are deleted after a
+"""Event tables kept bounded (docs/architecture.md §4): sent outbox rows and dedup records are deleted after a
 retention period, in small batches, by the process that owns them. Without this both tables only ever grow.
 
 - `outbox`: rows sent more than `outbox_retention_seconds` ago (default 7 days), by each relay. A pending row is

@@ -1,1 +1,1 @@
-"""Synchronous service-to-service calls: one pooled client per downstream, breaker, retries (seed §2, §5)."""
+"""Synchronous service-to-service calls: one pooled client per downstream, breaker, retries."""

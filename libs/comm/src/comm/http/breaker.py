@@ -1,4 +1,4 @@
-"""A circuit breaker per downstream (seed §5.1, DESIGN §3), safe under concurrent asyncio tasks.
+"""A circuit breaker per downstream (docs/architecture.md §3), safe under concurrent asyncio tasks.
 
     closed --N consecutive failures--> open --reset timeout--> half-open --probe succeeds--> closed
                                         ^                          |

@@ -1,4 +1,4 @@
-"""`ServiceClient` (seed §2.1, DESIGN §3): one long-lived, pooled client per downstream per process.
+"""`ServiceClient` (docs/architecture.md §3): one long-lived, pooled client per downstream per process.
 
     async with ServiceClient(downstream="blog", base_url=settings.blog_service_url, settings=settings) as blog:
         post = await blog.get("/posts/{post_id}", path_params={"post_id": post_id}, response_model=Post,

@@ -1,4 +1,4 @@
-"""Typed clients of the four services (seed §2.2): one method per endpoint, answers as minimal models.
+"""Typed clients of the four services: one method per endpoint, answers as minimal models.
 
 Each wraps one `ServiceClient` (its `http` attribute), built from the settings' `*_SERVICE_URL`. Calls carry an
 internal token: for the identity given, or by default for the calling service acting on its own. Models ignore

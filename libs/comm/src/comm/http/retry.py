@@ -1,4 +1,4 @@
-"""Retries (seed §5.2, DESIGN §3): tenacity, full jitter, a cap, few attempts, one deadline for all of them.
+"""Retries (docs/architecture.md §3): tenacity, full jitter, a cap, few attempts, one deadline for all of them.
 
 Only idempotent requests are retried (GET, PUT, DELETE, or any request with an `Idempotency-Key`), and only on
 connection errors, timeouts and 502/503/504: the seed retries anything, which sends a POST twice when its answer
