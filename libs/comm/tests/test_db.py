@@ -120,9 +120,15 @@ async def test_a_database_that_refuses_connections_is_503_not_500() -> None:
         async def read(session: ReadSession) -> int | None:
             return await session.scalar(text("SELECT 1"))
 
+        @app.get("/connection")
+        async def connection(db: ReadConnection) -> int | None:
+            answer: int | None = await db.fetchval("SELECT 1")
+            return answer
+
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-            response = await client.get("/read")
-    assert response.status_code == 503
-    assert response.headers["retry-after"] == "1"
-    assert response.json() == {"errors": {"body": ["database unavailable, try again"]}}
+            responses = [await client.get(route) for route in ("/read", "/connection")]
+    for response in responses:
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert response.json() == {"errors": {"body": ["database unavailable, try again"]}}
