@@ -26,12 +26,13 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
-from pydantic import AliasChoices, SecretStr
+from pydantic import SecretStr
 
 from auth.settings import AuthSettings
 from blog.settings import BlogSettings
 from comm.events.broker import Topology
 from comm.settings import CommSettings
+from comm.testing import env_names
 from comment.settings import CommentSettings
 from gateway.settings import GatewaySettings
 from user.consumers import comment_counts_queue, profile_sync_queue
@@ -139,7 +140,7 @@ def test_only_the_gateway_and_the_uis_publish_ports(compose: dict[str, Any]) -> 
     publishing = {name for name, service in compose["services"].items() if service.get("ports")}
     assert publishing == {"gateway", *UIS}
     gateway_ports = [str(port) for port in compose["services"]["gateway"]["ports"]]
-    assert gateway_ports == [f"{GatewaySettings().port}:{GatewaySettings().port}"]
+    assert gateway_ports == [f"{GatewaySettings().listen_port}:{GatewaySettings().listen_port}"]
     rabbitmq_ports = [str(port) for port in compose["services"]["rabbitmq"]["ports"]]
     assert [port.rsplit(":", 1)[-1] for port in rabbitmq_ports] == ["15672"]  # the UI, never AMQP
 
@@ -183,21 +184,6 @@ def test_volumes_are_named_and_bind_mounts_exist(compose: dict[str, Any]) -> Non
 # ---- compose: what the apps read at start-up --------------------------------------------------------------------
 
 
-def env_names(settings: type[CommSettings]) -> dict[str, str]:
-    """Field name -> the environment variable pydantic-settings reads it from (alias, else prefix + name)."""
-    prefix = str(settings.model_config.get("env_prefix", ""))
-    names = {}
-    for name, info in settings.model_fields.items():
-        alias = info.validation_alias
-        if isinstance(alias, AliasChoices):
-            names[name] = str(alias.choices[0]).upper()
-        elif isinstance(alias, str):
-            names[name] = alias.upper()
-        else:
-            names[name] = f"{prefix}{name}".upper()
-    return names
-
-
 # Defaults that would start but not work in a compose deployment, beyond the ones found by the rules of
 # `needs_setting`: the internal-token secret's development default (compose makes it .env-overridable), the
 # tracing endpoint (None means no export), and the gateway's Redis (shared rate limits).
@@ -226,7 +212,7 @@ def missing_settings(app: str, provided: set[str]) -> list[str]:
     settings = SETTINGS[app]
     names = env_names(settings)
     required = {names[f] for f, info in settings.model_fields.items() if needs_setting(info.default)}
-    assert {f"{app.upper()}_HOST", "RABBITMQ_URL", "AUTH_SERVICE_URL"} <= required  # the rules find these
+    assert {f"{app.upper()}_LISTEN_HOST", "RABBITMQ_URL", "AUTH_SERVICE_URL"} <= required  # the rules find these
     required |= ALSO_REQUIRED[app]
     return sorted(name for name in required - provided if not SATISFIED_BY.get(name, set()) & provided)
 
@@ -261,10 +247,10 @@ def deployed(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[s
 
 def test_apps_listen_on_all_interfaces_and_reach_each_other(deployed: dict[str, Any]) -> None:
     for app, settings in deployed.items():
-        assert settings.host == "0.0.0.0", app
+        assert settings.listen_host == "0.0.0.0", app
         for target in APPS[:-1]:  # the four services; nobody calls the gateway
             url = urlsplit(getattr(settings, f"{target}_service_url"))
-            assert (url.scheme, url.hostname, url.port) == ("http", target, deployed[target].port), (app, target)
+            assert (url.scheme, url.hostname, url.port) == ("http", target, deployed[target].listen_port), (app, target)
 
 
 def test_every_app_shares_one_internal_token_secret(deployed: dict[str, Any]) -> None:
@@ -375,8 +361,8 @@ def test_prometheus_scrapes_every_app(deployed: dict[str, Any]) -> None:
     (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "blog-platform"]
     targets = {target for static in job["static_configs"] for target in static["targets"]}
     # Each app's own port, but the gateway's metrics port: its own port is public and serves no /metrics.
-    ports = {app: getattr(settings, "metrics_port", settings.port) for app, settings in deployed.items()}
-    assert ports["gateway"] != deployed["gateway"].port
+    ports = {app: getattr(settings, "metrics_port", settings.listen_port) for app, settings in deployed.items()}
+    assert ports["gateway"] != deployed["gateway"].listen_port
     assert targets == {f"{app}:{port}" for app, port in ports.items()}
     assert job.get("metrics_path", "/metrics") == "/metrics"
     assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
@@ -631,11 +617,11 @@ def test_the_k8s_base_runs_every_app_with_the_settings_it_needs(deployed: dict[s
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         assert deployment["spec"]["replicas"] == 2, app
         assert container["args"] == ["serve"], f"{app}: the migrate Job migrates, replicas must not race"
-        assert container["ports"][0]["containerPort"] == deployed[app].port, app
+        assert container["ports"][0]["containerPort"] == deployed[app].listen_port, app
         assert container["readinessProbe"]["httpGet"]["path"] == "/ready", app
         assert container["livenessProbe"]["httpGet"]["path"] == "/health", app
         (port,) = resources["Service", app]["spec"]["ports"]
-        assert port["port"] == deployed[app].port, app
+        assert port["port"] == deployed[app].listen_port, app
         own = {item["name"] for item in container.get("env", [])}
         assert missing_settings(app, shared | own) == [], app
         assert sorted(own - set(env_names(cls).values())) == [], app

@@ -251,10 +251,10 @@ def closed_port() -> int:
 
 
 async def healthcheck(service: str, port: int) -> int | None:
-    """Run the Dockerfile's HEALTHCHECK command as the container would, the app's port in <SERVICE>_PORT."""
+    """Run the Dockerfile's HEALTHCHECK command as the container would, the app's port in <SERVICE>_LISTEN_PORT."""
     command = healthcheck_command()
     assert command[0] == "python"
-    env = {"SERVICE": service, f"{service.upper()}_PORT": str(port), "PATH": "/usr/bin:/bin"}
+    env = {"SERVICE": service, f"{service.upper()}_LISTEN_PORT": str(port), "PATH": "/usr/bin:/bin"}
     process = await asyncio.create_subprocess_exec(
         sys.executable, *command[1:], env=env, stderr=asyncio.subprocess.DEVNULL
     )

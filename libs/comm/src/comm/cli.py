@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 
 class ServiceSettings(Protocol):
     service_name: str
-    host: str
-    port: int
+    listen_host: str
+    listen_port: int
     log_level: str
     access_log: bool
     proxy_headers: bool
@@ -61,8 +61,8 @@ def main(
         uvicorn.run(
             f"{package}.main:create_app",
             factory=True,
-            host=current.host,
-            port=current.port,
+            host=current.listen_host,
+            port=current.listen_port,
             log_level=current.log_level.lower(),
             log_config=uvicorn_log_config(),
             access_log=current.access_log,

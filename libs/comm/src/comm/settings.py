@@ -2,6 +2,9 @@
 
 The shared variables keep the seed's unprefixed names (`AUTH_SERVICE_URL`, `RABBITMQ_URL`, ...), so they carry an
 explicit alias; everything a service adds is read under its prefix (`BLOG_DATABASE_URL`, ...).
+No name may take the shape of a variable Kubernetes injects for a Service (`AUTH_PORT=tcp://10.0.0.10:3001`,
+`AUTH_SERVICE_HOST`, `AUTH_PORT_3001_TCP_ADDR`, ...): that is why a service listens on `<P>LISTEN_HOST` and
+`<P>LISTEN_PORT` rather than `<P>HOST` and `<P>PORT` (tests/test_k8s.py loads the settings with those variables).
 Nothing reads the environment at import time: `create_app(settings=None)` builds them.
 """
 

@@ -24,11 +24,28 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import uvicorn
+from pydantic import AliasChoices
+from pydantic_settings import BaseSettings
 
 from comm.events.testing import delete_topology
 from comm.settings import CommSettings
 
 ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def env_names(settings: type[BaseSettings]) -> dict[str, str]:
+    """Field name -> the environment variable pydantic-settings reads it from (alias, else prefix + name)."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    names = {}
+    for name, info in settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            names[name] = str(alias.choices[0]).upper()
+        elif isinstance(alias, str):
+            names[name] = alias.upper()
+        else:
+            names[name] = f"{prefix}{name}".upper()
+    return names
 
 
 def unique_name(prefix: str) -> str:
@@ -206,8 +223,8 @@ def platform_environment(
     )
     for service in SERVICES:
         env[f"{service.upper()}_SERVICE_URL"] = f"http://127.0.0.1:{ports[service]}"
-        env[f"{service.upper()}_PORT"] = str(ports[service])
-        env[f"{service.upper()}_HOST"] = "127.0.0.1"
+        env[f"{service.upper()}_LISTEN_PORT"] = str(ports[service])
+        env[f"{service.upper()}_LISTEN_HOST"] = "127.0.0.1"
     for service, url in databases.items():
         env[f"{service.upper()}_DATABASE_URL"] = url
     env.update(extra or {})

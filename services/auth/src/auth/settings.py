@@ -33,5 +33,5 @@ class AuthSettings(CommSettings):
     argon2_memory_cost_kib: int = 19 * 1024
     argon2_parallelism: int = 1
 
-    host: str = "127.0.0.1"
-    port: int = 3001
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 3001

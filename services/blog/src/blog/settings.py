@@ -18,5 +18,5 @@ class BlogSettings(CommSettings):
     # Consuming queues are `<queue_prefix>.<concern>`; tests set a unique prefix so runs never share a queue.
     queue_prefix: str = "blog"
 
-    host: str = "127.0.0.1"
-    port: int = 3002
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 3002

@@ -17,8 +17,8 @@ class CommentSettings(CommSettings):
     # Consuming queues are `<queue_prefix>.<concern>`; tests set a unique prefix so runs never share a queue.
     queue_prefix: str = "comment"
 
-    host: str = "127.0.0.1"
-    port: int = 3004
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 3004
 
     @property
     def post_cleanup_queue(self) -> str:

@@ -39,7 +39,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             upstreams.auth, ttl_seconds=settings.token_cache_ttl_seconds, size=settings.token_cache_size
         )
         app.state.rate_limiter = RateLimiter(settings)
-        stop_metrics = serve_metrics(host=settings.host, port=settings.metrics_port)
+        stop_metrics = serve_metrics(host=settings.listen_host, port=settings.metrics_port)
         try:
             yield
         finally:

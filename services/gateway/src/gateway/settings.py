@@ -14,8 +14,8 @@ class GatewaySettings(CommSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", populate_by_name=True)
 
     service_name: str = "gateway"
-    host: str = "127.0.0.1"
-    port: int = 3000
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 3000
     # The edge: an access line per public request; X-Forwarded-For from the addresses uvicorn trusts (127.0.0.1).
     access_log: bool = True
     proxy_headers: bool = True

@@ -17,5 +17,5 @@ class UserSettings(CommSettings):
     # Each consuming concern has its durable queue `<queue_prefix>.<concern>`; tests set a unique prefix.
     queue_prefix: str = "user"
 
-    host: str = "127.0.0.1"
-    port: int = 3003
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 3003
