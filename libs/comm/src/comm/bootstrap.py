@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import SpanProcessor
 
 from comm.bodylimit import BodyLimitMiddleware
+from comm.db import Schema
 from comm.errors import install_error_handlers
 from comm.health import ReadyCheck, add_health_routes, database_check
 from comm.metrics import setup_metrics
@@ -32,7 +33,8 @@ def service_app(
 ) -> FastAPI:
     """A FastAPI app (`fastapi`: title, lifespan, ...) with the platform's common behaviour.
 
-    Readiness checks default to the database on `app.state.engine` (see comm.db.open_database). With
+    Readiness checks default to the database on `app.state.engine` (see comm.db.open_database), its schema at the
+    head of the migrations of the package named `settings.service_name`. With
     `expose_metrics=False` the app does not serve `/metrics` itself (see comm.metrics.serve_metrics). The app's
     tracer provider is `app.state.tracer_provider`; tests add an exporter as `span_processor`."""
     provider = tracer_provider(settings, span_processor=span_processor)
@@ -41,7 +43,8 @@ def service_app(
     app.state.settings = settings
     app.state.tracer_provider = provider
     if ready_checks is None:
-        ready_checks = {"database": lambda: database_check(app.state.engine)()}
+        schema = Schema.of(settings.service_name)  # the service's package is named after it
+        ready_checks = {"database": lambda: database_check(app.state.engine, schema=schema)()}
     install_error_handlers(app)
     setup_internal_tokens(app, settings)
     setup_metrics(app, settings.service_name, expose=expose_metrics)

@@ -7,22 +7,29 @@ event loop too.
 """
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import asyncpg
 from alembic import command, context
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from fastapi import Depends, FastAPI, Request
-from sqlalchemy import MetaData, make_url, pool
+from sqlalchemy import MetaData, make_url, pool, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from comm.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
 
 # Constraint names every service's migrations get (Alembic needs names to alter or drop constraints later).
 NAMING_CONVENTION = {
@@ -153,8 +160,17 @@ ReadConnection = Annotated[asyncpg.Connection, Depends(get_read_connection)]
 
 
 async def ensure_database(url: str) -> None:
-    """Create the database named in `url` if it does not exist (for `make run` on a fresh server)."""
+    """Create the database named in `url` if it does not exist (for `make run` on a fresh server).
+
+    Only a missing database goes through the `postgres` database: a role that owns its database but may not
+    create one (compose's and Kubernetes' `*_app` roles) never needs to.
+    """
     parsed = make_url(url)
+    try:
+        await (await asyncpg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False))).close()
+        return
+    except asyncpg.InvalidCatalogNameError:
+        pass
     admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
     conn = await asyncpg.connect(admin)
     try:
@@ -173,9 +189,61 @@ def alembic_config(*, package: str, url: str) -> Config:
     return config
 
 
+@dataclass(frozen=True)
+class Schema:
+    """What a service's code knows of its schema: the revision it expects (its migrations' head) and all the
+    revisions of its migrations. A database at a revision outside them is at a later release's (docs/operations.md:
+    a rollback keeps the newer, expanded schema)."""
+
+    head: str
+    known: frozenset[str]
+
+    @classmethod
+    def of(cls, package: str) -> "Schema":
+        script = ScriptDirectory.from_config(alembic_config(package=package, url=""))
+        head = script.get_current_head()  # raises if the migrations have two heads
+        assert head is not None, f"{package} has no migrations"
+        return cls(head=head, known=frozenset(revision.revision for revision in script.walk_revisions()))
+
+    def usable(self, current: str | None) -> bool:
+        """Whether this code may run on a database at `current`: at its head, or at a later release's."""
+        return current == self.head or (current is not None and current not in self.known)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The database's Alembic revision; None before the first migration."""
+    async with engine.connect() as conn:
+        try:
+            revision: str | None = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+        except ProgrammingError:  # no alembic_version table yet
+            return None
+        return revision
+
+
 async def migrate(*, package: str, url: str, revision: str = "head") -> None:
-    """Upgrade the service's database to `revision`."""
-    await _alembic(package=package, url=url, run=lambda config: command.upgrade(config, revision))
+    """Upgrade the service's database to `revision`; a database at a later release's revision is left as it is.
+
+    Safe to run from several processes at once (each pod's init container): a transaction-level advisory lock
+    makes them take turns, and the ones after the first find the schema at head.
+    """
+    schema = Schema.of(package)
+
+    def upgrade(config: Config) -> None:
+        connection = config.attributes["connection"]
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current is not None and current not in schema.known:
+            log.warning(
+                "%s: database at revision %s, a later release's (this code's head is %s): left as it is",
+                *(package, current, schema.head),
+            )
+            return
+        command.upgrade(config, revision)
+
+    await _alembic(package=package, url=url, run=upgrade)
+
+
+_MIGRATION_LOCK = 0x6D696772  # "migr": advisory locks are per database, and each service has its own
 
 
 async def _alembic(*, package: str, url: str, run: Callable[[Config], object]) -> None:

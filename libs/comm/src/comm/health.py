@@ -1,12 +1,14 @@
-"""`GET /health` (liveness: the process answers) and `GET /ready` (readiness: its dependencies answer)."""
+"""`GET /health` (liveness: the process answers) and `GET /ready` (readiness: its dependencies answer, its schema
+is migrated)."""
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from comm.db import Schema, current_revision
 
 ReadyCheck = Callable[[], Awaitable[object]]
 
@@ -33,16 +35,24 @@ async def _run(check: ReadyCheck, *, limit: float) -> str:
     try:
         async with asyncio.timeout(limit):
             await check()
+    except NotReady as exc:
+        return f"failed: {exc}"
     except Exception as exc:  # a readiness probe reports failures, it does not raise them
         return f"failed: {type(exc).__name__}"
     return "ok"
 
 
-def database_check(engine: AsyncEngine) -> ReadyCheck:
-    """Ready when a `SELECT 1` goes through."""
+class NotReady(Exception):
+    """Raised by a check with the reason `/ready` reports (`"failed: <reason>"`)."""
+
+
+def database_check(engine: AsyncEngine, *, schema: Schema) -> ReadyCheck:
+    """Ready when the database answers and its schema is one this code can use: at its migrations' head (or at a
+    later release's, after a rollback). So a pod takes no traffic before its migrations have run."""
 
     async def check() -> None:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        current = await current_revision(engine)
+        if not schema.usable(current):
+            raise NotReady(f"schema at {current or 'no revision'}, this code needs {schema.head}")
 
     return check
