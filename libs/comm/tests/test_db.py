@@ -1,5 +1,6 @@
 """comm.db against the real PostgreSQL: reads without a transaction, and a lost connection answered with 503."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -10,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import Integer, bindparam, literal, make_url, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from comm.db import ReadConnection, ReadSession, Session, Statement, open_database
+from comm.db import ReadDatabase, ReadSession, Session, Statement, open_database
 from comm.errors import install_error_handlers
 from comm.testing import free_port, temporary_database
 
@@ -39,10 +40,14 @@ async def app_on_database() -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
             }
 
         @app.get("/connection")
-        async def connection(db: ReadConnection) -> dict[str, object]:
+        async def connection(db: ReadDatabase) -> dict[str, object]:
             first = await db.fetchval("SELECT txid_current()")
             answer = await FORTY_TWO.fetchrow(db, x=41)
             return {"one_transaction": first == await db.fetchval("SELECT txid_current()"), "x": answer and answer[0]}
+
+        @app.get("/slow")
+        async def slow(db: ReadDatabase) -> dict[str, object]:
+            return {"slept": await db.fetchval("SELECT pg_sleep(5) IS NULL")}
 
         @app.post("/write")
         async def write(session: Session) -> dict[str, object]:
@@ -57,13 +62,17 @@ async def app_on_database() -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
             yield client, url
 
 
-async def terminate_backends(url: str) -> int:
-    """Kill every server process connected to `url`'s database (the test's own database, no other)."""
+async def terminate_backends(url: str, *, running: str | None = None) -> int:
+    """Kill the server processes connected to `url`'s database (the test's own, no other); with `running`, only
+    those running a query like it."""
     database = make_url(url).database
     conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
     try:
-        query = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> $2"
-        return int(await conn.fetchval(query, database, conn.get_server_pid()))
+        kill = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> $2"
+        if running is None:
+            return int(await conn.fetchval(kill, database, conn.get_server_pid()))
+        kill += " AND state = 'active' AND query LIKE $3"
+        return int(await conn.fetchval(kill, database, conn.get_server_pid(), running))
     finally:
         await conn.close()
 
@@ -77,23 +86,43 @@ async def test_reads_run_without_a_transaction_and_a_write_session_inside_one() 
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("route", ["/backend", "/connection"])
-async def test_a_connection_lost_while_pooled_fails_one_request_with_503_and_the_next_gets_a_new_one(
-    route: str,
-) -> None:
+async def test_a_session_connection_lost_while_pooled_fails_one_request_with_503_and_the_next_gets_a_new_one() -> None:
     async with app_on_database() as (client, url):
         before = (await client.get("/backend")).json()["pid"]
-        assert (await client.get(route)).status_code == 200
         assert await terminate_backends(url) >= 1
 
-        lost = await client.get(route)
+        lost = await client.get("/backend")
         assert lost.status_code == 503
         assert lost.headers["retry-after"] == "1"
         assert lost.json() == {"errors": {"body": ["database unavailable, try again"]}}
 
-        again = await client.get(route)
+        again = await client.get("/backend")
         assert again.status_code == 200
-        assert (await client.get("/backend")).json()["pid"] != before
+        assert again.json()["pid"] != before
+
+
+@pytest.mark.asyncio
+async def test_the_read_pool_replaces_a_connection_lost_while_idle() -> None:
+    async with app_on_database() as (client, url):
+        assert (await client.get("/connection")).status_code == 200
+        assert await terminate_backends(url) >= 1
+        await asyncio.sleep(0.1)  # the server's goodbye reaches the idle connection
+        assert (await client.get("/connection")).json() == {"one_transaction": False, "x": 42}
+
+
+@pytest.mark.asyncio
+async def test_a_read_whose_connection_is_lost_midway_is_503_and_the_next_read_gets_a_new_one() -> None:
+    async with app_on_database() as (client, url):
+        slow = asyncio.create_task(client.get("/slow"))
+        for _ in range(50):  # until the read is running on the server
+            await asyncio.sleep(0.05)
+            if await terminate_backends(url, running="%pg_sleep%"):
+                break
+        lost = await slow
+        assert lost.status_code == 503
+        assert lost.headers["retry-after"] == "1"
+        assert lost.json() == {"errors": {"body": ["database unavailable, try again"]}}
+        assert (await client.get("/connection")).json() == {"one_transaction": False, "x": 42}
 
 
 @pytest.mark.asyncio
@@ -121,7 +150,7 @@ async def test_a_database_that_refuses_connections_is_503_not_500() -> None:
             return await session.scalar(text("SELECT 1"))
 
         @app.get("/connection")
-        async def connection(db: ReadConnection) -> int | None:
+        async def connection(db: ReadDatabase) -> int | None:
             answer: int | None = await db.fetchval("SELECT 1")
             return answer
 

@@ -46,23 +46,32 @@ def service_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
-async def open_database(stack: AsyncExitStack, app: FastAPI, url: str) -> AsyncEngine:
-    """In a lifespan: the engine and session factories on `app.state`, the engine disposed when `stack` closes."""
-    engine = create_engine(url)
+async def open_database(
+    stack: AsyncExitStack, app: FastAPI, url: str, *, pool_size: int = 10, read_pool_size: int = 10
+) -> AsyncEngine:
+    """In a lifespan: the engine, the session factories and the read pool on `app.state`, closed with `stack`.
+
+    A process holds `pool_size + read_pool_size` connections at most (`<P>DATABASE_POOL_SIZE`,
+    `<P>DATABASE_READ_POOL_SIZE`); replicas x that sum must fit PostgreSQL's `max_connections` (100 by default),
+    with the relays' and consumers' sessions drawn from the engine's pool.
+    """
+    engine = create_engine(url, pool_size=pool_size)
     stack.push_async_callback(engine.dispose)
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     app.state.read_sessionmaker = create_sessionmaker(app.state.read_engine)
+    app.state.read_pool = ReadPool(url, size=read_pool_size)
+    stack.push_async_callback(app.state.read_pool.close)
     return engine
 
 
-def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """One engine per process, created in the lifespan.
 
     A fixed pool, no overflow: an overflow connection is closed as soon as it is returned, so a burst above the
     pool size kept opening and closing connections (`make bench` saw it dominate a read); a request that finds
-    the pool busy waits for a connection instead. Four services at 20 stay under PostgreSQL's default 100.
+    the pool busy waits for a connection instead.
 
     No pre-ping: with asyncpg it costs three round trips per checkout (BEGIN, an empty query, ROLLBACK), more than
     the one-query read it guards (`make bench`). A connection that broke while idle is dealt with when it is
@@ -96,20 +105,62 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def get_read_connection(request: Request) -> AsyncIterator[asyncpg.Connection]:
-    """The driver's connection, from the engine's pool, for the hot reads (`Statement`): autocommit, no Session.
+class ReadPool:
+    """asyncpg's own pool for the hot reads (`Statement`): one statement each, autocommit, no Session.
 
-    A read that is one statement needs no unit of work: run by asyncpg, it skips the Session's transaction
-    bookkeeping and SQLAlchemy's per-execution work (about 250 microseconds a query when measured, more than the
-    bare FastAPI endpoint the benchmark counts in). Pooling, connection loss (503) and disposal stay SQLAlchemy's.
+    A read that is one statement needs no unit of work. Run on a connection of SQLAlchemy's pool it still paid the
+    pool's checkout and return bookkeeping and asyncpg's reset on return (`make bench`: about 120 microseconds of
+    CPU a read over asyncpg's own pool). Here a connection goes back to the pool as it is: nothing a read does
+    leaves state on it (no transaction, no SET, no LISTEN), so the reset asyncpg's pool would run (a query and a
+    round trip) is skipped. Connections open lazily (`min_size=0`), up to `size`.
+
+    Connection loss is a 503 (`DatabaseUnavailable`, with `Retry-After`; the caller's client retries an idempotent
+    read); asyncpg's pool drops the broken connection and opens a new one for the next read.
     """
-    async with request.app.state.read_engine.connect() as connection:
-        raw = await connection.get_raw_connection()
+
+    def __init__(self, url: str, *, size: int) -> None:
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._pool = asyncpg.create_pool(dsn, min_size=0, max_size=size, reset=_keep_session)
+        self._ready = False
+
+    async def _open(self) -> asyncpg.Pool:
+        if not self._ready:  # the pool opens no connection (min_size=0): this cannot fail on a database that is down
+            await self._pool
+            self._ready = True
+        return self._pool
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         try:
-            yield raw.driver_connection
-        except CONNECTION_LOST as exc:  # what SQLAlchemy does for a Session: this connection is not pooled again
-            await connection.invalidate(exc)
+            rows: list[asyncpg.Record] = await (await self._open()).fetch(sql, *args)
+        except CONNECTION_LOST as exc:
             raise DatabaseUnavailable from exc
+        return rows
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        try:
+            row: asyncpg.Record | None = await (await self._open()).fetchrow(sql, *args)
+        except CONNECTION_LOST as exc:
+            raise DatabaseUnavailable from exc
+        return row
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        try:
+            return await (await self._open()).fetchval(sql, *args)
+        except CONNECTION_LOST as exc:
+            raise DatabaseUnavailable from exc
+
+    async def close(self) -> None:
+        if self._ready:
+            await self._pool.close()
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """A read leaves nothing to reset (see ReadPool)."""
+
+
+def get_read_pool(request: Request) -> ReadPool:
+    pool: ReadPool = request.app.state.read_pool
+    return pool
 
 
 # What asyncpg raises when a connection breaks or the server ends it (pg_terminate_backend, a restart).
@@ -118,6 +169,8 @@ CONNECTION_LOST = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.InterfaceError,
     asyncpg.exceptions.InternalClientError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
     OSError,
 )
 
@@ -139,15 +192,13 @@ class Statement:
     def _args(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[name] if name in params else self._values[name] for name in self._names]
 
-    async def fetch(self, db: asyncpg.Connection, **params: Any) -> list[asyncpg.Record]:
-        rows: list[asyncpg.Record] = await db.fetch(self.sql, *self._args(params))
-        return rows
+    async def fetch(self, db: ReadPool, **params: Any) -> list[asyncpg.Record]:
+        return await db.fetch(self.sql, *self._args(params))
 
-    async def fetchrow(self, db: asyncpg.Connection, **params: Any) -> asyncpg.Record | None:
-        row: asyncpg.Record | None = await db.fetchrow(self.sql, *self._args(params))
-        return row
+    async def fetchrow(self, db: ReadPool, **params: Any) -> asyncpg.Record | None:
+        return await db.fetchrow(self.sql, *self._args(params))
 
-    async def fetchval(self, db: asyncpg.Connection, **params: Any) -> Any:
+    async def fetchval(self, db: ReadPool, **params: Any) -> Any:
         return await db.fetchval(self.sql, *self._args(params))
 
 
@@ -156,7 +207,7 @@ _ASYNCPG = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
 Session = Annotated[AsyncSession, Depends(get_session)]
 ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
-ReadConnection = Annotated[asyncpg.Connection, Depends(get_read_connection)]
+ReadDatabase = Annotated[ReadPool, Depends(get_read_pool)]
 
 
 async def ensure_database(url: str) -> None:

@@ -47,6 +47,11 @@ class CommSettings(BaseSettings):
     processed_events_retention_seconds: float = 14 * 24 * 3600
     events_prune_interval_seconds: float = 3600
 
+    # Database connections, under the service's prefix (`BLOG_DATABASE_POOL_SIZE`, ...): the engine's pool (sessions,
+    # writes, relays, consumers) and the hot reads' pool (comm.db.ReadPool). A process holds their sum at most.
+    database_pool_size: int = Field(10, ge=1)
+    database_read_pool_size: int = Field(10, ge=1)
+
     # Identity between services (docs/architecture.md §3). The default is for development only and is logged as such.
     internal_token_secret: SecretStr = Field(
         SecretStr("dev-internal-token-secret-change-me-0123456789"),

@@ -10,7 +10,7 @@ from auth.passwords import Passwords
 from auth.schemas import AuthOut, LoginIn, RegisterIn, UpdateIn, UserOut, ValidateIn
 from auth.settings import AuthSettings
 from auth.signing import TokenSigner
-from comm.db import ReadConnection, ReadSession, Session
+from comm.db import ReadDatabase, ReadSession, Session
 from comm.errors import Unauthorized
 from comm.tokens import CallerIdentity
 
@@ -60,7 +60,7 @@ async def login(
 
 
 @router.post("/validate")
-async def validate(data: ValidateIn, db: ReadConnection, _: CallerIdentity, signer: Signer) -> UserOut:
+async def validate(data: ValidateIn, db: ReadDatabase, _: CallerIdentity, signer: Signer) -> UserOut:
     """Seed §2.2 `validate_token`: the token's user, or 401."""
     return await service.validate(db, token=data.token, signer=signer)
 

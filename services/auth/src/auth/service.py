@@ -3,7 +3,6 @@
 import uuid
 from datetime import UTC, datetime
 
-import asyncpg
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +13,7 @@ from auth.passwords import Passwords
 from auth.schemas import AuthOut, RegisterIn, UpdateIn, UserOut
 from auth.settings import AuthSettings
 from auth.signing import InvalidToken, TokenSigner
-from comm.db import Statement
+from comm.db import ReadPool, Statement
 from comm.events.models import UserCreated, UserUpdated
 from comm.events.outbox import add_event
 
@@ -67,7 +66,7 @@ _VALID_USER = Statement(
 )
 
 
-async def validate(db: asyncpg.Connection, *, token: str, signer: TokenSigner) -> UserOut:
+async def validate(db: ReadPool, *, token: str, signer: TokenSigner) -> UserOut:
     """The user a token belongs to, if the token is genuine, unexpired and not revoked."""
     try:
         claims = signer.verify(token)

@@ -20,7 +20,13 @@ def create_app(settings: BlogSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:  # closed in reverse: consumers, relay, then engine
-            engine = await open_database(stack, app, settings.database_url)
+            engine = await open_database(
+                stack,
+                app,
+                settings.database_url,
+                pool_size=settings.database_pool_size,
+                read_pool_size=settings.database_read_pool_size,
+            )
             relay = OutboxRelay(engine=engine, settings=settings)
             await relay.start()
             stack.push_async_callback(relay.stop)

@@ -35,7 +35,7 @@ from sqlalchemy.types import Uuid
 from blog.models import AUTHORS, Category, Favorite, Post
 from blog.schemas import CategoryOut, PostBatch, PostList, PostOut, PostSummary, Tags
 from comm.authors import author_columns, author_of
-from comm.db import Statement
+from comm.db import ReadPool, Statement
 
 TAGS_LIMIT = 1000
 
@@ -115,7 +115,7 @@ POSTS_BY_IDS = Statement(
 
 
 async def get_post(
-    db: asyncpg.Connection, *, viewer: uuid.UUID | None, post_id: uuid.UUID | None = None, slug: str | None = None
+    db: ReadPool, *, viewer: uuid.UUID | None, post_id: uuid.UUID | None = None, slug: str | None = None
 ) -> PostOut | None:
     """One post by id or slug, if the viewer may see it, in one query."""
     if post_id is not None:
@@ -125,7 +125,7 @@ async def get_post(
     return None if row is None else PostOut(**_row_fields(row), body=row["body"])
 
 
-async def list_posts(db: asyncpg.Connection, *, viewer: uuid.UUID | None, where: PostFilter, page: Page) -> PostList:
+async def list_posts(db: ReadPool, *, viewer: uuid.UUID | None, where: PostFilter, page: Page) -> PostList:
     """A page of the matching posts, newest first, and how many match in all."""
     if where.author_ids is not None and not where.author_ids:
         return PostList(posts=[], posts_count=0)  # an empty feed
@@ -143,7 +143,7 @@ async def list_posts(db: asyncpg.Connection, *, viewer: uuid.UUID | None, where:
     return PostList(posts=[PostSummary(**_row_fields(row)) for row in rows], posts_count=total or 0)
 
 
-async def lookup_posts(db: asyncpg.Connection, *, viewer: uuid.UUID | None, ids: Sequence[uuid.UUID]) -> PostBatch:
+async def lookup_posts(db: ReadPool, *, viewer: uuid.UUID | None, ids: Sequence[uuid.UUID]) -> PostBatch:
     """The posts among `ids` that exist and the viewer may see, in the order asked (one query)."""
     if not ids:
         return PostBatch(posts=[])

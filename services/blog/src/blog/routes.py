@@ -28,7 +28,7 @@ from blog.schemas import (
     Tags,
     Text,
 )
-from comm.db import ReadConnection, ReadSession, Session
+from comm.db import ReadDatabase, ReadSession, Session
 from comm.tokens import CallerIdentity
 
 router = APIRouter(tags=["posts"])
@@ -70,7 +70,7 @@ async def create_post(data: PostIn, session: Session, user_id: CurrentUserId) ->
 
 @router.get("/posts")
 async def list_posts(
-    db: ReadConnection,
+    db: ReadDatabase,
     viewer: Viewer,
     page: Paging,
     tag: QueryText = None,
@@ -87,19 +87,19 @@ async def list_posts(
 
 
 @router.post("/posts/feed")
-async def feed(data: FeedIn, db: ReadConnection, viewer: Viewer, page: Paging) -> PostList:
+async def feed(data: FeedIn, db: ReadDatabase, viewer: Viewer, page: Paging) -> PostList:
     """Published posts by any of `author_ids`, newest first."""
     return await queries.list_posts(db, viewer=viewer, where=PostFilter(author_ids=data.author_ids), page=page)
 
 
 @router.post("/posts/lookup")
-async def lookup(data: LookupIn, db: ReadConnection, viewer: Viewer) -> PostBatch:
+async def lookup(data: LookupIn, db: ReadDatabase, viewer: Viewer) -> PostBatch:
     """Several posts by id at once (those that exist and the viewer may see)."""
     return await queries.lookup_posts(db, viewer=viewer, ids=data.ids)
 
 
 @router.get("/posts/by-slug/{slug}")
-async def get_post_by_slug(slug: Annotated[Text, Path(max_length=200)], db: ReadConnection, viewer: Viewer) -> PostOut:
+async def get_post_by_slug(slug: Annotated[Text, Path(max_length=200)], db: ReadDatabase, viewer: Viewer) -> PostOut:
     post = await queries.get_post(db, viewer=viewer, slug=slug)
     if post is None:
         raise PostNotFound()
@@ -107,7 +107,7 @@ async def get_post_by_slug(slug: Annotated[Text, Path(max_length=200)], db: Read
 
 
 @router.get("/posts/{post_id}")
-async def get_post(post_id: uuid.UUID, db: ReadConnection, viewer: Viewer) -> PostOut:
+async def get_post(post_id: uuid.UUID, db: ReadDatabase, viewer: Viewer) -> PostOut:
     """Seed §2.2 `get_post`; someone else's draft is 404, also for a service calling on its own."""
     post = await queries.get_post(db, viewer=viewer, post_id=post_id)
     if post is None:

@@ -22,7 +22,13 @@ def create_app(settings: CommentSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Started in order, stopped in reverse: consumers, relay, blog client, engine.
         async with AsyncExitStack() as stack:
-            engine = await open_database(stack, app, settings.database_url)
+            engine = await open_database(
+                stack,
+                app,
+                settings.database_url,
+                pool_size=settings.database_pool_size,
+                read_pool_size=settings.database_read_pool_size,
+            )
             # One client per process: its breaker and connection pool are shared by every request.
             app.state.blog = await stack.enter_async_context(BlogServiceClient(settings=settings))
             relay = OutboxRelay(engine=engine, settings=settings)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
-from comm.db import ReadConnection, ReadSession, Session
+from comm.db import ReadDatabase, ReadSession, Session
 from comm.http.clients import BlogServiceClient
 from comm.tokens import CallerIdentity, Identity
 from comment import service
@@ -54,7 +54,7 @@ async def create_comment(
 
 @router.get("/posts/{post_id}/comments")
 async def list_comments(
-    post_id: uuid.UUID, db: ReadConnection, _: CallerIdentity, limit: Limit = 20, offset: Offset = 0
+    post_id: uuid.UUID, db: ReadDatabase, _: CallerIdentity, limit: Limit = 20, offset: Offset = 0
 ) -> CommentPage:
     """A post's approved comments, newest first, with their total."""
     return await service.list_comments(db, post_id=post_id, limit=limit, offset=offset)

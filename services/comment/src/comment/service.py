@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comm.authors import author_columns, author_of
-from comm.db import Statement
+from comm.db import ReadPool, Statement
 from comm.events.models import CommentCreated, CommentDeleted, CommentModerated
 from comm.events.outbox import add_event
 from comm.http.clients import BlogServiceClient
@@ -69,7 +69,7 @@ async def create_comment(
     return CommentOut.model_validate(comment)
 
 
-async def list_comments(db: asyncpg.Connection, *, post_id: uuid.UUID, limit: int, offset: int) -> CommentPage:
+async def list_comments(db: ReadPool, *, post_id: uuid.UUID, limit: int, offset: int) -> CommentPage:
     """A post's approved comments, newest first, and their total."""
     rows = await APPROVED_PAGE.fetch(db, post_id=post_id, limit=limit, offset=offset)
     if rows:

@@ -21,7 +21,13 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Started in order, stopped in reverse: consumers, relay (profile.updated), engine.
         async with AsyncExitStack() as stack:
-            engine = await open_database(stack, app, settings.database_url)
+            engine = await open_database(
+                stack,
+                app,
+                settings.database_url,
+                pool_size=settings.database_pool_size,
+                read_pool_size=settings.database_read_pool_size,
+            )
             relay = OutboxRelay(engine=engine, settings=settings)
             await relay.start()
             stack.push_async_callback(relay.stop)

@@ -9,11 +9,10 @@ in their next read even before the copies catch up (read-your-writes).
 import uuid
 from collections.abc import Sequence
 
-import asyncpg
 from sqlalchemy import Uuid, any_, bindparam, case, exists, literal, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from comm.db import Statement
+from comm.db import ReadPool, Statement
 from user.comment_counts import comment_count
 from user.models import Follow, Profile
 from user.schemas import ProfileOut, RelationsOut
@@ -35,7 +34,7 @@ RELATIONS = Statement(
 )
 
 
-async def relations(db: asyncpg.Connection, *, viewer_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> RelationsOut:
+async def relations(db: ReadPool, *, viewer_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> RelationsOut:
     """The ids among `ids` the viewer follows, and the viewer's own profile if they are among `ids` (one query)."""
     if not ids:
         return RelationsOut(following=[], viewer=None)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from comm.db import ReadConnection, Session
+from comm.db import ReadDatabase, Session
 from comm.errors import Unauthorized
 from comm.tokens import CallerIdentity
 from user import relations, service
@@ -37,20 +37,20 @@ LookupQuery = Annotated[Lookup, Depends(lookup_query)]
 
 
 @router.get("")
-async def lookup(lookup: LookupQuery, db: ReadConnection, identity: CallerIdentity) -> ProfilesOut:
+async def lookup(lookup: LookupQuery, db: ReadDatabase, identity: CallerIdentity) -> ProfilesOut:
     """Batch: `?ids=<uuid>,<uuid>&usernames=a,b` (at most 100 together); unknown ones are left out."""
     profiles = await service.lookup_profiles(db, lookup=lookup, viewer_id=identity.user_id)
     return ProfilesOut(profiles=profiles)
 
 
 @router.post("/relations")
-async def relations_of(data: RelationsIn, db: ReadConnection, user_id: CurrentUserId) -> RelationsOut:
+async def relations_of(data: RelationsIn, db: ReadDatabase, user_id: CurrentUserId) -> RelationsOut:
     """For a page's authors: whom the caller's user follows, and their own profile if among them (a read)."""
     return await relations.relations(db, viewer_id=user_id, ids=data.ids)
 
 
 @router.get("/me/following")
-async def following(db: ReadConnection, user_id: CurrentUserId) -> FollowingOut:
+async def following(db: ReadDatabase, user_id: CurrentUserId) -> FollowingOut:
     """Every user id the caller's user follows (for the feed)."""
     return FollowingOut(user_ids=await service.followed_ids(db, user_id=user_id))
 
@@ -61,7 +61,7 @@ async def update_me(data: ProfileUpdateIn, session: Session, user_id: CurrentUse
 
 
 @router.get("/by-username/{username}")
-async def by_username(username: UsernamePath, db: ReadConnection, identity: CallerIdentity) -> ProfileOut:
+async def by_username(username: UsernamePath, db: ReadDatabase, identity: CallerIdentity) -> ProfileOut:
     return await service.get_profile_by_username(db, username=username, viewer_id=identity.user_id)
 
 
@@ -76,7 +76,7 @@ async def unfollow(username: UsernamePath, session: Session, user_id: CurrentUse
 
 
 @router.get("/{user_id}")
-async def by_id(user_id: uuid.UUID, db: ReadConnection, identity: CallerIdentity) -> ProfileOut:
+async def by_id(user_id: uuid.UUID, db: ReadDatabase, identity: CallerIdentity) -> ProfileOut:
     return await service.get_profile(db, user_id=user_id, viewer_id=identity.user_id)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
-from comm.db import Statement
+from comm.db import ReadPool, Statement
 from user.comment_counts import comment_count
 from user.errors import CannotFollowYourself, NotYourProfile, ProfileNotFound
 from user.models import Follow, Profile
@@ -28,17 +28,17 @@ from user.schemas import Lookup, ProfileOut, ProfileUpdateIn
 CREATED, UPDATED = 0, 1
 
 
-async def get_profile(db: asyncpg.Connection, *, user_id: uuid.UUID, viewer_id: uuid.UUID | None) -> ProfileOut:
+async def get_profile(db: ReadPool, *, user_id: uuid.UUID, viewer_id: uuid.UUID | None) -> ProfileOut:
     """One profile by user id, as `viewer_id` sees it, in one query (no transaction needed: see comm.db)."""
     return _found(await PROFILE_BY_ID.fetchrow(db, user_id=user_id, viewer_id=viewer_id))
 
 
-async def get_profile_by_username(db: asyncpg.Connection, *, username: str, viewer_id: uuid.UUID | None) -> ProfileOut:
+async def get_profile_by_username(db: ReadPool, *, username: str, viewer_id: uuid.UUID | None) -> ProfileOut:
     """One profile by username, as `viewer_id` sees it, in one query."""
     return _found(await PROFILE_BY_USERNAME.fetchrow(db, username=username, viewer_id=viewer_id))
 
 
-async def lookup_profiles(db: asyncpg.Connection, *, lookup: Lookup, viewer_id: uuid.UUID | None) -> list[ProfileOut]:
+async def lookup_profiles(db: ReadPool, *, lookup: Lookup, viewer_id: uuid.UUID | None) -> list[ProfileOut]:
     """The profiles found by ids and usernames (unknown ones left out), in one query whatever their number."""
     if not lookup.ids and not lookup.usernames:
         return []
@@ -111,7 +111,7 @@ async def unfollow(session: AsyncSession, *, follower_id: uuid.UUID, username: s
         return await _one(session, Profile.user_id == followee_id, viewer_id=follower_id)
 
 
-async def followed_ids(db: asyncpg.Connection, *, user_id: uuid.UUID) -> list[uuid.UUID]:
+async def followed_ids(db: ReadPool, *, user_id: uuid.UUID) -> list[uuid.UUID]:
     """Every user id `user_id` follows (for the feed), oldest follow first."""
     return [row[0] for row in await FOLLOWED_IDS.fetch(db, user_id=user_id)]
 
