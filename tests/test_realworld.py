@@ -1,7 +1,9 @@
 """The official RealWorld Postman suite, run by newman against the gateway: 0 failed assertions out of ≥ 311.
 
-newman comes from the npm registry on first use (into `.newman/`, ignored by git); the suite's folder is
-`../shared/conformance/realworld` beside the repository, or `REALWORLD_DIR`.
+The suite is an outside referee, not part of the repository: its folder is `REALWORLD_DIR`, or
+`../shared/conformance/realworld` beside the repository (where CI puts it; `.ci/run` fails without it). Without
+either the test is skipped, and the run's summary says why. newman comes from the npm registry on first use (into
+`.newman/`, ignored by git).
 """
 
 import asyncio
@@ -14,7 +16,8 @@ import pytest
 from tests.conftest import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITE = Path(os.environ.get("REALWORLD_DIR", ROOT.parent / "shared" / "conformance" / "realworld"))
+SUITE = Path(os.environ.get("REALWORLD_DIR") or ROOT.parent / "shared" / "conformance" / "realworld")
+COLLECTION = SUITE / "Conduit.postman_collection.json"
 NEWMAN_DIR = ROOT / ".newman"
 NEWMAN = NEWMAN_DIR / "node_modules" / ".bin" / "newman"
 
@@ -36,6 +39,10 @@ async def _install_newman() -> None:
     assert status == 0, output
 
 
+@pytest.mark.skipif(
+    not COLLECTION.is_file(),
+    reason=f"RealWorld suite not found: no {COLLECTION} (set REALWORLD_DIR to the suite's folder to run it)",
+)
 @pytest.mark.timeout(400)
 async def test_realworld_postman_suite_passes(stack: Stack, tmp_path: Path) -> None:
     await _install_newman()
@@ -44,7 +51,7 @@ async def test_realworld_postman_suite_passes(stack: Stack, tmp_path: Path) -> N
     status, output = await _run(
         str(NEWMAN),
         "run",
-        str(SUITE / "Conduit.postman_collection.json"),
+        str(COLLECTION),
         "--delay-request",
         "1",
         "--global-var",
