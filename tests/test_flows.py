@@ -262,3 +262,30 @@ async def test_the_edge_of_the_public_api(stack: Stack, api: httpx.AsyncClient) 
         "/articles", headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
     )
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_every_comment_of_an_article_is_listed(api: httpx.AsyncClient) -> None:
+    """RealWorld has no paging for an article's comments: 250 written (past the comment service's page of 100) and
+    one pending, 250 listed, newest first, each once."""
+    author = await signup(api)
+    slug = (await new_article(api, author))["slug"]
+
+    async def write(n: int) -> int:
+        body = {"comment": {"body": f"comment {n}"}}
+        response = await api.post(f"/articles/{slug}/comments", json=body, headers=author["auth"])
+        assert response.status_code in (200, 201), response.text
+        number: int = response.json()["comment"]["id"]
+        return number
+
+    numbers = [
+        number for start in range(0, 250, 25) for number in await asyncio.gather(*map(write, range(start, start + 25)))
+    ]
+    pending = {"comment": {"body": "held", "authorName": "A passer-by"}}
+    assert (await api.post(f"/articles/{slug}/comments", json=pending)).status_code in (200, 201)
+    for headers in ({}, author["auth"]):
+        response = await api.get(f"/articles/{slug}/comments", headers=headers)
+        assert response.status_code == 200, response.text
+        listed = response.json()["comments"]
+        assert sorted(comment["id"] for comment in listed) == sorted(numbers)
+        created = [comment["createdAt"] for comment in listed]
+        assert created == sorted(created, reverse=True)

@@ -1,7 +1,9 @@
 """Comments and their moderation: comments from the comment service with their authors' public profiles embedded,
 the reader's part (and any author not embedded yet) from the user service (gateway.authors).
 
-RealWorld lists a post's comments without paging; the gateway returns the newest `COMMENTS_PAGE` of them.
+RealWorld lists a post's comments without paging, so the gateway returns all of them: it reads the comment
+service's pages (`COMMENTS_PAGE` each, the most it serves), the first alone and the rest together once the first
+has told the total.
 An anonymous comment's author is shown as a profile named after its display name, with nothing else.
 """
 
@@ -10,6 +12,7 @@ import uuid
 from collections.abc import Iterable
 
 from comm.errors import Forbidden
+from comm.tokens import Identity
 from gateway import authors
 from gateway.accounts import own_profile, to_profile
 from gateway.deps import Upstreams
@@ -75,11 +78,32 @@ async def add_comment(
 
 
 async def list_comments(up: Upstreams, *, slug: str, viewer: Viewer | None) -> list[Comment]:
+    """Every visible comment of the post, newest first."""
     identity = identity_of(viewer)
     post = await up.blog.by_slug(slug, identity=identity)
-    page = await up.comments.of_post(post.id, limit=COMMENTS_PAGE, offset=0, identity=identity)
-    profiles = await _authors(up, page.comments, viewer)
-    return [_comment(comment, profiles) for comment in page.comments]
+    every = await _every_comment(up, post.id, identity=identity)
+    profiles = await _authors(up, every, viewer)
+    return [_comment(comment, profiles) for comment in every]
+
+
+async def _every_comment(up: Upstreams, post_id: uuid.UUID, *, identity: Identity) -> list[CommentView]:
+    first = await up.comments.of_post(post_id, limit=COMMENTS_PAGE, offset=0, identity=identity)
+    if len(first.comments) < COMMENTS_PAGE:
+        return first.comments
+    rest = await asyncio.gather(
+        *(
+            up.comments.of_post(post_id, limit=COMMENTS_PAGE, offset=offset, identity=identity)
+            for offset in range(COMMENTS_PAGE, first.total, COMMENTS_PAGE)
+        )
+    )
+    # A comment written meanwhile shifts the pages by one: it is listed once, by its id.
+    seen: set[uuid.UUID] = set()
+    every = []
+    for comment in (c for page in (first, *rest) for c in page.comments):
+        if comment.id not in seen:
+            seen.add(comment.id)
+            every.append(comment)
+    return every
 
 
 async def delete_comment(up: Upstreams, *, slug: str, number: int, viewer: Viewer) -> None:
