@@ -257,6 +257,8 @@ async def measure(apps: Apps, seeded: Seeded, args: argparse.Namespace, *, servi
         meter = Meter(apps=apps, bare_pid=bare_pid, connections=args.connections, generator=generator)
         try:
             found = targets(apps, seeded, bare_url, services=services)
+            if args.only:  # the bare unit always, and the targets named
+                found = {name: t for name, t in found.items() if name == "bare" or any(o in name for o in args.only)}
             print(f"load average before: {load_average()}")
             await rounds(found, lambda name: meter.closed(found[name], 1.0), 1)  # warm every path up
             closed = await rounds(found, lambda name: meter.closed(found[name], args.seconds), args.rounds)
@@ -307,6 +309,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="closed-loop rounds per target (open loop: half)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--sampling", type=float, nargs="+", default=[1.0, 0.1], help="trace sampling ratios")
+    parser.add_argument("--only", nargs="+", metavar="PART", help="measure only the targets whose names contain one")
     parser.add_argument("--profile", metavar="DIR", help="then profile the apps with py-spy, stacks into DIR")
     parser.add_argument("--profile-target", default="gateway: article, signed in")
     parser.add_argument("--profile-seconds", type=float, default=10)

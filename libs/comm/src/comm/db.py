@@ -158,7 +158,7 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     """A read leaves nothing to reset (see ReadPool)."""
 
 
-def get_read_pool(request: Request) -> ReadPool:
+async def get_read_pool(request: Request) -> ReadPool:
     pool: ReadPool = request.app.state.read_pool
     return pool
 

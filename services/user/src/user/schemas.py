@@ -112,7 +112,7 @@ class Lookup:
     usernames: list[str]
 
 
-def lookup_query(
+async def lookup_query(
     ids: Annotated[list[str] | None, Query(description="user ids, comma-separated and/or repeated")] = None,
     usernames: Annotated[list[str] | None, Query(description="usernames, comma-separated and/or repeated")] = None,
 ) -> Lookup:
