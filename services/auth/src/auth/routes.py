@@ -61,7 +61,7 @@ async def login(
 
 @router.post("/validate")
 async def validate(data: ValidateIn, db: ReadDatabase, _: CallerIdentity, signer: Signer) -> UserOut:
-    """Seed §2.2 `validate_token`: the token's user, or 401."""
+    """The token's user, or 401 (`AuthServiceClient.validate_token` calls it)."""
     return await service.validate(db, token=data.token, signer=signer)
 
 

@@ -108,7 +108,7 @@ async def get_post_by_slug(slug: Annotated[Text, Path(max_length=200)], db: Read
 
 @router.get("/posts/{post_id}")
 async def get_post(post_id: uuid.UUID, db: ReadDatabase, viewer: Viewer) -> PostOut:
-    """Seed §2.2 `get_post`; someone else's draft is 404, also for a service calling on its own."""
+    """One post (`BlogServiceClient.get_post`); someone else's draft is 404, also for a service calling on its own."""
     post = await queries.get_post(db, viewer=viewer, post_id=post_id)
     if post is None:
         raise PostNotFound()
