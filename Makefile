@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST := $(UV) run --frozen pytest
 SERVICES := $(notdir $(wildcard services/*))
 
-.PHONY: help uv install test test-comm lint fmt typecheck run up down bench bench-http bench-events migration
+.PHONY: help uv install test test-comm lint fmt typecheck run up down bench bench-http bench-events migration asyncapi
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ bench-http: install ## Benchmark the ServiceClient proxy against the backend dir
 
 bench-events: install ## Benchmark outbox-to-handler latency and throughput against raw aio-pika
 	$(UV) run --frozen python bench/events.py
+
+asyncapi: install ## Write docs/asyncapi.yaml from the event registry (comm.events.models)
+	$(UV) run --frozen python -m comm.events.asyncapi > docs/asyncapi.yaml
 
 migration: install ## New Alembic revision from the models: make migration SERVICE=auth MSG="add roles"
 	cd services/$(SERVICE) && $(UV) run --frozen python -m comm.db $(SERVICE) "$(MSG)"
