@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
 
-from comm.cli import uvicorn_log_config
 from comm.http.client import ServiceClient
+from comm.logs import log_config
 from comm.metrics import setup_metrics
 from comm.settings import CommSettings
 from comm.telemetry import LOG_FORMAT, install_log_trace_ids, telemetry_config, tracer_provider
@@ -116,9 +116,12 @@ def test_otlp_exporter_is_added_when_an_endpoint_is_set() -> None:
     provider.shutdown()
 
 
+_TEXT = log_config(service="telemetry-test", level="info", log_format="text")
+
+
 def test_service_log_lines_and_access_lines_show_the_trace() -> None:
     install_log_trace_ids()  # what `python -m <service>` does first
-    access = uvicorn.logging.AccessFormatter(uvicorn_log_config()["formatters"]["access"]["fmt"], use_colors=False)
+    access = uvicorn.logging.AccessFormatter(_TEXT["formatters"]["access"]["fmt"], use_colors=False)
     with TracerProvider().get_tracer("test").start_as_current_span("request") as span:
         request = logging.getLogger("uvicorn.access").makeRecord(
             "uvicorn.access",

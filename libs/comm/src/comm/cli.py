@@ -6,17 +6,17 @@ A service's `__main__` calls `main(...)` with its package name, its settings and
 
 import argparse
 import asyncio
-import copy
 import logging
+import logging.config
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
 import uvicorn
-import uvicorn.config
 
 from comm.db import ensure_database, migrate
 from comm.errors import AppError
-from comm.telemetry import LOG_FORMAT, install_log_trace_ids
+from comm.logs import LogFormat, log_config
+from comm.telemetry import install_log_trace_ids
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ class ServiceSettings(Protocol):
     listen_host: str
     listen_port: int
     log_level: str
+    log_format: LogFormat
     access_log: bool
     proxy_headers: bool
 
@@ -44,7 +45,8 @@ def main(
     """Parse the command line and run one command."""
     install_log_trace_ids()  # before the first record: every line shows its trace (docs/architecture.md §5)
     current = settings()
-    logging.basicConfig(level=current.log_level.upper(), format=LOG_FORMAT)
+    logs = log_config(service=current.service_name, level=current.log_level, log_format=current.log_format)
+    logging.config.dictConfig(logs)
     parser = argparse.ArgumentParser(prog=f"python -m {package}")
     sub = parser.add_subparsers(dest="command", required=True)
     database_url: str | None = getattr(current, "database_url", None)  # the gateway has no database
@@ -64,7 +66,7 @@ def main(
             host=current.listen_host,
             port=current.listen_port,
             log_level=current.log_level.lower(),
-            log_config=uvicorn_log_config(),
+            log_config=logs,
             access_log=current.access_log,
             proxy_headers=current.proxy_headers,
         )
@@ -73,13 +75,6 @@ def main(
             asyncio.run((commands or {})[args.command][1](args))
         except AppError as exc:  # a refusal, not a crash: say why, no traceback
             parser.exit(1, f"{parser.prog} {args.command}: {exc.detail}\n")
-
-
-def uvicorn_log_config() -> dict[str, Any]:
-    """uvicorn's own logging config, its access lines (one per request) ending with the request's trace."""
-    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config["formatters"]["access"]["fmt"] += " trace_id=%(trace_id)s span_id=%(span_id)s"
-    return config
 
 
 async def _migrate(package: str, url: str) -> None:

@@ -8,6 +8,8 @@ No name may take the shape of a variable Kubernetes injects for a Service (`AUTH
 Nothing reads the environment at import time: `create_app(settings=None)` builds them.
 """
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -76,6 +78,8 @@ class CommSettings(BaseSettings):
     # service's read. Forwarded headers are trusted at the edge only: no proxy stands before a service.
     log_level: str = "info"
     access_log: bool = False
+    # `text` for a terminal, `json` lines for a log collector (comm.logs); one variable for every app.
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_env("LOG_FORMAT"))
     proxy_headers: bool = False
 
     # Observability (docs/architecture.md §5).
