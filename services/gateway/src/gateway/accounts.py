@@ -26,11 +26,11 @@ def to_profile(view: ProfileView) -> Profile:
     )
 
 
-async def own_profile(up: Upstreams, *, viewer: Viewer) -> ProfileView:
+async def own_profile(upstreams: Upstreams, *, viewer: Viewer) -> ProfileView:
     """The viewer's profile; if the user service cannot answer, what auth said of them, so a write that already
     succeeded (an article, a comment) is not reported as failed."""
     try:
-        return await up.users.by_id(viewer.user.id, identity=viewer.identity)
+        return await upstreams.users.by_id(viewer.user.id, identity=viewer.identity)
     except UpstreamError as exc:
         log.warning("author profile unavailable (%s): answering with the viewer's own name", type(exc).__name__)
         return ProfileView(user_id=viewer.user.id, username=viewer.user.username, bio=None, image=None)
@@ -51,61 +51,63 @@ def _identity(user: AuthUser) -> Identity:
     return Identity(user_id=user.id, roles=frozenset(user.roles))
 
 
-async def register(up: Upstreams, *, data: NewUser) -> User:
+async def register(upstreams: Upstreams, *, data: NewUser) -> User:
     """Create the account, then the profile at once (read-your-writes), not waiting for `user.created`."""
-    account = await up.auth.register(
+    account = await upstreams.auth.register(
         username=data.username, email=data.email, password=data.password, identity=ANONYMOUS
     )
     try:
-        profile = await up.users.ensure(user_id=account.id, username=account.username, identity=_identity(account))
+        profile = await upstreams.users.ensure(
+            user_id=account.id, username=account.username, identity=_identity(account)
+        )
     except UpstreamError as exc:  # the account exists; its profile follows from the event
         log.warning("profile of new user %s not created now (%s); the event will", account.id, exc)
         profile = None
     return _user(account, token=account.token, profile=profile)
 
 
-async def login(up: Upstreams, *, data: LoginUser) -> User:
-    account = await up.auth.login(email=data.email, password=data.password, identity=ANONYMOUS)
-    profile = await up.users.by_id(account.id, identity=_identity(account))
+async def login(upstreams: Upstreams, *, data: LoginUser) -> User:
+    account = await upstreams.auth.login(email=data.email, password=data.password, identity=ANONYMOUS)
+    profile = await upstreams.users.by_id(account.id, identity=_identity(account))
     return _user(account, token=account.token, profile=profile)
 
 
-async def current_user(up: Upstreams, *, viewer: Viewer) -> User:
-    profile = await up.users.by_id(viewer.user.id, identity=viewer.identity)
+async def current_user(upstreams: Upstreams, *, viewer: Viewer) -> User:
+    profile = await upstreams.users.by_id(viewer.user.id, identity=viewer.identity)
     return _user(viewer.user, token=viewer.token, profile=profile)
 
 
-async def update_user(up: Upstreams, *, viewer: Viewer, data: UpdateUser, validator: TokenValidator) -> User:
+async def update_user(upstreams: Upstreams, *, viewer: Viewer, data: UpdateUser, validator: TokenValidator) -> User:
     """Credentials change in auth, bio and image in the user service; a rename is awaited briefly (see below)."""
     credentials = data.model_dump(include={"email", "username", "password"}, exclude_unset=True, exclude_none=True)
     profile_changes = data.model_dump(include={"bio", "image"}, exclude_unset=True)
     account: AuthUser | ValidatedUser = viewer.user
     token = viewer.token
     if credentials:
-        account = await up.auth.update_me(credentials, identity=viewer.identity)
+        account = await upstreams.auth.update_me(credentials, identity=viewer.identity)
         token = account.token
         validator.forget(viewer.token)
     if profile_changes:
-        profile = await up.users.update_me(profile_changes, identity=viewer.identity)
+        profile = await upstreams.users.update_me(profile_changes, identity=viewer.identity)
     else:
-        profile = await up.users.by_id(viewer.user.id, identity=viewer.identity)
+        profile = await upstreams.users.by_id(viewer.user.id, identity=viewer.identity)
     if isinstance(account, AuthUser) and profile.username != account.username:
-        profile = await _await_rename(up, account=account, profile=profile)
+        profile = await _await_rename(upstreams, account=account, profile=profile)
     return _user(account, token=token, profile=profile)
 
 
-async def _await_rename(up: Upstreams, *, account: AuthUser, profile: ProfileView) -> ProfileView:
+async def _await_rename(upstreams: Upstreams, *, account: AuthUser, profile: ProfileView) -> ProfileView:
     """Profiles follow a rename through `user.updated`; wait for it a moment so the next read finds the new name."""
     deadline = time.monotonic() + RENAME_WAIT_SECONDS
     while profile.username != account.username and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-        profile = await up.users.by_id(account.id, identity=_identity(account))
+        profile = await upstreams.users.by_id(account.id, identity=_identity(account))
     return profile
 
 
-async def get_profile(up: Upstreams, *, username: str, viewer: Viewer | None) -> Profile:
-    return to_profile(await up.users.by_username(username, identity=identity_of(viewer)))
+async def get_profile(upstreams: Upstreams, *, username: str, viewer: Viewer | None) -> Profile:
+    return to_profile(await upstreams.users.by_username(username, identity=identity_of(viewer)))
 
 
-async def follow(up: Upstreams, *, username: str, viewer: Viewer, follow: bool) -> Profile:
-    return to_profile(await up.users.follow(username, follow=follow, identity=viewer.identity))
+async def follow(upstreams: Upstreams, *, username: str, viewer: Viewer, follow: bool) -> Profile:
+    return to_profile(await upstreams.users.follow(username, follow=follow, identity=viewer.identity))

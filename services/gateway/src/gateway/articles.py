@@ -50,30 +50,30 @@ def to_article(post: PostView, author: ProfileView) -> Article:
 
 
 async def _page(
-    up: Upstreams,
+    upstreams: Upstreams,
     posts: list[PostView],
     count: int,
     viewer: Viewer | None,
     known: dict[uuid.UUID, ProfileView] | None = None,
 ) -> MultipleArticlesResponse:
     embedded = {post.author_id: post.author for post in posts}
-    found = await authors.profiles(up, embedded=embedded, viewer=viewer, known=known)
+    found = await authors.profiles(upstreams, embedded=embedded, viewer=viewer, known=known)
     articles = [_summary(post, to_profile(found[post.author_id])) for post in posts if post.author_id in found]
     return MultipleArticlesResponse(articles=articles, articlesCount=count)
 
 
-async def _author_of(up: Upstreams, post: PostView, viewer: Viewer | None) -> ProfileView:
-    return await authors.profile(up, author_id=post.author_id, embedded=post.author, viewer=viewer)
+async def _author_of(upstreams: Upstreams, post: PostView, viewer: Viewer | None) -> ProfileView:
+    return await authors.profile(upstreams, author_id=post.author_id, embedded=post.author, viewer=viewer)
 
 
-async def _profile(up: Upstreams, username: str | None, identity: Identity) -> ProfileView | None:
+async def _profile(upstreams: Upstreams, username: str | None, identity: Identity) -> ProfileView | None:
     if username is None:
         return None
-    return await up.users.by_username(username, identity=identity)
+    return await upstreams.users.by_username(username, identity=identity)
 
 
 async def list_articles(
-    up: Upstreams,
+    upstreams: Upstreams,
     *,
     viewer: Viewer | None,
     tag: str | None,
@@ -88,7 +88,7 @@ async def list_articles(
     identity = identity_of(viewer)
     try:
         author_profile, favorited_by = await asyncio.gather(
-            _profile(up, author, identity), _profile(up, favorited, identity)
+            _profile(upstreams, author, identity), _profile(upstreams, favorited, identity)
         )
     except UpstreamClientError as exc:
         if exc.upstream_status == 404:
@@ -104,73 +104,76 @@ async def list_articles(
     ):
         if value is not None:
             params[name] = str(value)
-    found = await up.blog.posts(params, identity=identity)
+    found = await upstreams.blog.posts(params, identity=identity)
     # Fetched for this viewer a moment ago, and as fresh as the user service has it: no need to ask again.
     known = {author_profile.user_id: author_profile} if author_profile else None
-    return await _page(up, found.posts, found.posts_count, viewer, known)
+    return await _page(upstreams, found.posts, found.posts_count, viewer, known)
 
 
-async def feed(up: Upstreams, *, viewer: Viewer, limit: int, offset: int) -> MultipleArticlesResponse:
+async def feed(upstreams: Upstreams, *, viewer: Viewer, limit: int, offset: int) -> MultipleArticlesResponse:
     """Articles by the users the viewer follows."""
-    followed = await up.users.following(identity=viewer.identity)
+    followed = await upstreams.users.following(identity=viewer.identity)
     if not followed:
         return EMPTY
-    found = await up.blog.feed(followed, limit=limit, offset=offset, identity=viewer.identity)
-    return await _page(up, found.posts, found.posts_count, viewer)
+    found = await upstreams.blog.feed(followed, limit=limit, offset=offset, identity=viewer.identity)
+    return await _page(upstreams, found.posts, found.posts_count, viewer)
 
 
-async def get_article(up: Upstreams, *, slug: str, viewer: Viewer | None) -> Article:
+async def get_article(upstreams: Upstreams, *, slug: str, viewer: Viewer | None) -> Article:
     identity = identity_of(viewer)
-    post = await up.blog.by_slug(slug, identity=identity)
-    return to_article(post, await _author_of(up, post, viewer))
+    post = await upstreams.blog.by_slug(slug, identity=identity)
+    return to_article(post, await _author_of(upstreams, post, viewer))
 
 
-async def create_article(up: Upstreams, *, viewer: Viewer, data: NewArticle) -> Article:
+async def create_article(upstreams: Upstreams, *, viewer: Viewer, data: NewArticle) -> Article:
     """The post and the author's profile are fetched concurrently: they do not depend on each other."""
     body = data.model_dump(exclude_none=True)
-    post, author = await asyncio.gather(up.blog.create(body, identity=viewer.identity), own_profile(up, viewer=viewer))
+    post, author = await asyncio.gather(
+        upstreams.blog.create(body, identity=viewer.identity), own_profile(upstreams, viewer=viewer)
+    )
     return to_article(post, author)
 
 
-async def update_article(up: Upstreams, *, slug: str, viewer: Viewer, data: UpdateArticle) -> Article:
-    post = await up.blog.by_slug(slug, identity=viewer.identity)
+async def update_article(upstreams: Upstreams, *, slug: str, viewer: Viewer, data: UpdateArticle) -> Article:
+    post = await upstreams.blog.by_slug(slug, identity=viewer.identity)
     changes = data.model_dump(exclude_unset=True)
     updated, author = await asyncio.gather(
-        up.blog.update(post.id, changes, identity=viewer.identity), _author_of(up, post, viewer)
+        upstreams.blog.update(post.id, changes, identity=viewer.identity), _author_of(upstreams, post, viewer)
     )
     return to_article(updated, author)
 
 
-async def delete_article(up: Upstreams, *, slug: str, viewer: Viewer) -> None:
-    post = await up.blog.by_slug(slug, identity=viewer.identity)
-    await up.blog.delete(post.id, identity=viewer.identity)
+async def delete_article(upstreams: Upstreams, *, slug: str, viewer: Viewer) -> None:
+    post = await upstreams.blog.by_slug(slug, identity=viewer.identity)
+    await upstreams.blog.delete(post.id, identity=viewer.identity)
 
 
-async def publish_article(up: Upstreams, *, slug: str, viewer: Viewer) -> Article:
-    post = await up.blog.by_slug(slug, identity=viewer.identity)
+async def publish_article(upstreams: Upstreams, *, slug: str, viewer: Viewer) -> Article:
+    post = await upstreams.blog.by_slug(slug, identity=viewer.identity)
     published, author = await asyncio.gather(
-        up.blog.publish(post.id, identity=viewer.identity), _author_of(up, post, viewer)
+        upstreams.blog.publish(post.id, identity=viewer.identity), _author_of(upstreams, post, viewer)
     )
     return to_article(published, author)
 
 
-async def favorite_article(up: Upstreams, *, slug: str, viewer: Viewer, favorite: bool) -> Article:
-    post = await up.blog.by_slug(slug, identity=viewer.identity)
+async def favorite_article(upstreams: Upstreams, *, slug: str, viewer: Viewer, favorite: bool) -> Article:
+    post = await upstreams.blog.by_slug(slug, identity=viewer.identity)
     changed, author = await asyncio.gather(
-        up.blog.favorite(post.id, favorite=favorite, identity=viewer.identity), _author_of(up, post, viewer)
+        upstreams.blog.favorite(post.id, favorite=favorite, identity=viewer.identity),
+        _author_of(upstreams, post, viewer),
     )
     return to_article(changed, author)
 
 
-async def categories(up: Upstreams) -> list[Category]:
-    return [Category(slug=c.slug, name=c.name) for c in await up.blog.categories(identity=ANONYMOUS)]
+async def categories(upstreams: Upstreams) -> list[Category]:
+    return [Category(slug=c.slug, name=c.name) for c in await upstreams.blog.categories(identity=ANONYMOUS)]
 
 
-async def create_category(up: Upstreams, *, viewer: Viewer, name: str) -> Category:
-    created = await up.blog.create_category(name=name, identity=viewer.identity)
+async def create_category(upstreams: Upstreams, *, viewer: Viewer, name: str) -> Category:
+    created = await upstreams.blog.create_category(name=name, identity=viewer.identity)
     return Category(slug=created.slug, name=created.name)
 
 
-async def rename_category(up: Upstreams, *, viewer: Viewer, slug: str, name: str) -> Category:
-    renamed = await up.blog.rename_category(slug, name=name, identity=viewer.identity)
+async def rename_category(upstreams: Upstreams, *, viewer: Viewer, slug: str, name: str) -> Category:
+    renamed = await upstreams.blog.rename_category(slug, name=name, identity=viewer.identity)
     return Category(slug=renamed.slug, name=renamed.name)

@@ -25,7 +25,7 @@ NO_RELATIONS = Relations(following=[], viewer=None)
 
 
 async def profiles(
-    up: Upstreams,
+    upstreams: Upstreams,
     *,
     embedded: Mapping[uuid.UUID, AuthorView | None],
     viewer: Viewer | None,
@@ -38,8 +38,8 @@ async def profiles(
     present = [author_id for author_id in wanted if embedded[author_id] is not None]
     identity = identity_of(viewer)
     fetched, relations = await asyncio.gather(
-        up.users.by_ids(missing, identity=identity),  # no call when nothing is missing
-        _relations(up, present, viewer),
+        upstreams.users.by_ids(missing, identity=identity),  # no call when nothing is missing
+        _relations(upstreams, present, viewer),
     )
     following = set(relations.following)
     found = dict(known)
@@ -61,15 +61,15 @@ async def profiles(
 
 
 async def profile(
-    up: Upstreams, *, author_id: uuid.UUID, embedded: AuthorView | None, viewer: Viewer | None
+    upstreams: Upstreams, *, author_id: uuid.UUID, embedded: AuthorView | None, viewer: Viewer | None
 ) -> ProfileView:
     """One author's profile as the viewer sees it; an author unknown to the user service fails as its 404."""
     if embedded is None:
-        return await up.users.by_id(author_id, identity=identity_of(viewer))
-    return (await profiles(up, embedded={author_id: embedded}, viewer=viewer))[author_id]
+        return await upstreams.users.by_id(author_id, identity=identity_of(viewer))
+    return (await profiles(upstreams, embedded={author_id: embedded}, viewer=viewer))[author_id]
 
 
-async def _relations(up: Upstreams, ids: list[uuid.UUID], viewer: Viewer | None) -> Relations:
+async def _relations(upstreams: Upstreams, ids: list[uuid.UUID], viewer: Viewer | None) -> Relations:
     if viewer is None or not ids:
         return NO_RELATIONS
-    return await up.users.relations(ids, identity=viewer.identity)
+    return await upstreams.users.relations(ids, identity=viewer.identity)

@@ -47,14 +47,14 @@ def _comment(comment: CommentView, profiles: dict[uuid.UUID, ProfileView]) -> Co
 
 
 async def _authors(
-    up: Upstreams, comments: Iterable[CommentView], viewer: Viewer | None
+    upstreams: Upstreams, comments: Iterable[CommentView], viewer: Viewer | None
 ) -> dict[uuid.UUID, ProfileView]:
     embedded = {c.author_id: c.author for c in comments if c.author_id is not None}
-    return await authors.profiles(up, embedded=embedded, viewer=viewer)
+    return await authors.profiles(upstreams, embedded=embedded, viewer=viewer)
 
 
 async def add_comment(
-    up: Upstreams, *, slug: str, viewer: Viewer | None, data: NewComment, limiter: RateLimiter, client: str
+    upstreams: Upstreams, *, slug: str, viewer: Viewer | None, data: NewComment, limiter: RateLimiter, client: str
 ) -> Comment:
     """A signed-in user's comment is visible at once; an anonymous one waits for a moderator."""
     if viewer is None:
@@ -64,35 +64,35 @@ async def add_comment(
     identity = identity_of(viewer)
 
     async def create() -> CommentView:
-        post = await up.blog.by_slug(slug, identity=identity)
+        post = await upstreams.blog.by_slug(slug, identity=identity)
         if not post.published:  # only its author sees a draft; even they cannot comment on it yet
             raise DraftNotCommentable
         author_name = None if viewer else data.authorName
-        return await up.comments.create(post.id, body=data.body, author_name=author_name, identity=identity)
+        return await upstreams.comments.create(post.id, body=data.body, author_name=author_name, identity=identity)
 
     if viewer is None:
         return _comment(await create(), {})
     # The author is the viewer, known before anything is written: their profile is fetched meanwhile.
-    created, own = await asyncio.gather(create(), own_profile(up, viewer=viewer))
+    created, own = await asyncio.gather(create(), own_profile(upstreams, viewer=viewer))
     return _comment(created, {viewer.user.id: own})
 
 
-async def list_comments(up: Upstreams, *, slug: str, viewer: Viewer | None) -> list[Comment]:
+async def list_comments(upstreams: Upstreams, *, slug: str, viewer: Viewer | None) -> list[Comment]:
     """Every visible comment of the post, newest first."""
     identity = identity_of(viewer)
-    post = await up.blog.by_slug(slug, identity=identity)
-    every = await _every_comment(up, post.id, identity=identity)
-    profiles = await _authors(up, every, viewer)
+    post = await upstreams.blog.by_slug(slug, identity=identity)
+    every = await _every_comment(upstreams, post.id, identity=identity)
+    profiles = await _authors(upstreams, every, viewer)
     return [_comment(comment, profiles) for comment in every]
 
 
-async def _every_comment(up: Upstreams, post_id: uuid.UUID, *, identity: Identity) -> list[CommentView]:
-    first = await up.comments.of_post(post_id, limit=COMMENTS_PAGE, offset=0, identity=identity)
+async def _every_comment(upstreams: Upstreams, post_id: uuid.UUID, *, identity: Identity) -> list[CommentView]:
+    first = await upstreams.comments.of_post(post_id, limit=COMMENTS_PAGE, offset=0, identity=identity)
     if len(first.comments) < COMMENTS_PAGE:
         return first.comments
     rest = await asyncio.gather(
         *(
-            up.comments.of_post(post_id, limit=COMMENTS_PAGE, offset=offset, identity=identity)
+            upstreams.comments.of_post(post_id, limit=COMMENTS_PAGE, offset=offset, identity=identity)
             for offset in range(COMMENTS_PAGE, first.total, COMMENTS_PAGE)
         )
     )
@@ -106,28 +106,28 @@ async def _every_comment(up: Upstreams, post_id: uuid.UUID, *, identity: Identit
     return every
 
 
-async def delete_comment(up: Upstreams, *, slug: str, number: int, viewer: Viewer) -> None:
-    post = await up.blog.by_slug(slug, identity=viewer.identity)
-    await up.comments.delete(post.id, number, identity=viewer.identity)
+async def delete_comment(upstreams: Upstreams, *, slug: str, number: int, viewer: Viewer) -> None:
+    post = await upstreams.blog.by_slug(slug, identity=viewer.identity)
+    await upstreams.comments.delete(post.id, number, identity=viewer.identity)
 
 
-async def pending(up: Upstreams, *, viewer: Viewer, limit: int, offset: int) -> ModerationQueueResponse:
+async def pending(upstreams: Upstreams, *, viewer: Viewer, limit: int, offset: int) -> ModerationQueueResponse:
     """The moderation queue, oldest first, with each comment's article slug."""
-    page = await up.comments.pending(limit=limit, offset=offset, identity=viewer.identity)
+    page = await upstreams.comments.pending(limit=limit, offset=offset, identity=viewer.identity)
     profiles, slugs = await asyncio.gather(
-        _authors(up, page.comments, viewer),
-        up.blog.slugs({c.post_id for c in page.comments}, identity=viewer.identity),
+        _authors(upstreams, page.comments, viewer),
+        upstreams.blog.slugs({c.post_id for c in page.comments}, identity=viewer.identity),
     )
     comments = [_moderated(comment, profiles, slugs) for comment in page.comments]
     return ModerationQueueResponse(comments=comments, commentsCount=page.total)
 
 
 async def moderate(
-    up: Upstreams, *, number: int, viewer: Viewer, approve: bool, reason: str | None
+    upstreams: Upstreams, *, number: int, viewer: Viewer, approve: bool, reason: str | None
 ) -> ModeratedComment:
-    comment = await up.comments.moderate(number, approve=approve, reason=reason, identity=viewer.identity)
+    comment = await upstreams.comments.moderate(number, approve=approve, reason=reason, identity=viewer.identity)
     profiles, slugs = await asyncio.gather(
-        _authors(up, [comment], viewer), up.blog.slugs({comment.post_id}, identity=viewer.identity)
+        _authors(upstreams, [comment], viewer), upstreams.blog.slugs({comment.post_id}, identity=viewer.identity)
     )
     return _moderated(comment, profiles, slugs)
 

@@ -11,25 +11,25 @@ from fastapi import Depends, Request
 
 from gateway.identity import TokenValidator
 from gateway.ratelimit import RateLimiter
-from gateway.upstreams import Auth, Blog, Comment, Users
+from gateway.upstreams import AuthClient, BlogClient, CommentClient, UserClient
 
 
 @dataclass(frozen=True, slots=True)
-class Upstreams:
-    """One long-lived client per downstream service."""
+class UpstreamClients:
+    """One long-lived client per downstream service: `upstreams: Upstreams` in the routes and the views they call."""
 
-    auth: Auth
-    users: Users
-    blog: Blog
-    comments: Comment
+    auth: AuthClient
+    users: UserClient
+    blog: BlogClient
+    comments: CommentClient
 
     async def aclose(self) -> None:
         for client in (self.auth, self.users, self.blog, self.comments):
             await client.aclose()
 
 
-async def _upstreams(request: Request) -> Upstreams:
-    upstreams: Upstreams = request.app.state.upstreams
+async def _upstreams(request: Request) -> UpstreamClients:
+    upstreams: UpstreamClients = request.app.state.upstreams
     return upstreams
 
 
@@ -48,7 +48,7 @@ async def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-Services = Annotated[Upstreams, Depends(_upstreams)]
+Upstreams = Annotated[UpstreamClients, Depends(_upstreams)]
 Limiter = Annotated[RateLimiter, Depends(_limiter)]
 Validator = Annotated[TokenValidator, Depends(_validator)]
 ClientAddress = Annotated[str, Depends(client_address)]

@@ -8,13 +8,13 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from comm.bootstrap import service_app
 from comm.metrics import serve_metrics
-from gateway.deps import Upstreams
+from gateway.deps import UpstreamClients
 from gateway.edge import EdgeMiddleware
 from gateway.identity import TokenValidator
 from gateway.ratelimit import RateLimiter
 from gateway.routes import articles, comments, users
 from gateway.settings import GatewaySettings
-from gateway.upstreams import Auth, Blog, Comment, Users
+from gateway.upstreams import AuthClient, BlogClient, CommentClient, UserClient
 
 DESCRIPTION = """The RealWorld ("Conduit") API, with additive extensions: categories, drafts and publishing,
 anonymous comments held for moderation, moderation for moderators, and `commentCount` on profiles.
@@ -28,11 +28,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         provider = app.state.tracer_provider
-        upstreams = Upstreams(
-            auth=Auth(settings=settings, tracer_provider=provider),
-            users=Users(settings=settings, tracer_provider=provider),
-            blog=Blog(settings=settings, tracer_provider=provider),
-            comments=Comment(settings=settings, tracer_provider=provider),
+        upstreams = UpstreamClients(
+            auth=AuthClient(settings=settings, tracer_provider=provider),
+            users=UserClient(settings=settings, tracer_provider=provider),
+            blog=BlogClient(settings=settings, tracer_provider=provider),
+            comments=CommentClient(settings=settings, tracer_provider=provider),
         )
         app.state.upstreams = upstreams
         app.state.token_validator = TokenValidator(

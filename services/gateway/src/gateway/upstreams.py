@@ -118,7 +118,7 @@ class Comments(_View):
     total: int
 
 
-class Auth(AuthServiceClient):
+class AuthClient(AuthServiceClient):
     async def register(self, *, username: str, email: str, password: str, identity: Identity) -> AuthUser:
         body = {"username": username, "email": email, "password": password}
         return await self.http.post("/auth/register", json=body, response_model=AuthUser, identity=identity)
@@ -131,7 +131,7 @@ class Auth(AuthServiceClient):
         return await self.http.patch("/auth/users/me", json=changes, response_model=AuthUser, identity=identity)
 
 
-class Users(UserServiceClient):
+class UserClient(UserServiceClient):
     async def ensure(self, *, user_id: uuid.UUID, username: str, identity: Identity) -> ProfileView:
         return await self.http.put(
             "/profiles/{user_id}",
@@ -189,7 +189,7 @@ class Users(UserServiceClient):
         return (await self.http.get("/profiles/me/following", response_model=Following, identity=identity)).user_ids
 
 
-class Blog(BlogServiceClient):
+class BlogClient(BlogServiceClient):
     async def create(self, data: dict[str, Any], *, identity: Identity) -> PostView:
         return await self.http.post("/posts", json=data, response_model=PostView, identity=identity)
 
@@ -267,7 +267,7 @@ class Blog(BlogServiceClient):
         )
 
 
-class Comment(CommentServiceClient):
+class CommentClient(CommentServiceClient):
     async def create(
         self, post_id: uuid.UUID, *, body: str, author_name: str | None, identity: Identity
     ) -> CommentView:

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response, status
 
 from gateway import articles
-from gateway.deps import Services
+from gateway.deps import Upstreams
 from gateway.identity import ANONYMOUS, OPTIONAL_AUTH, CurrentViewer, OptionalViewer
 from gateway.schemas import (
     CATEGORY_SLUG,
@@ -33,15 +33,17 @@ Slug = Annotated[str, Path(max_length=200, pattern=r"^[^\x00]*$")]
 
 # Declared before `/articles/{slug}`, which would otherwise take "feed" for a slug.
 @router.get("/articles/feed", responses=errors(401))
-async def feed(viewer: CurrentViewer, up: Services, limit: Limit = 20, offset: Offset = 0) -> MultipleArticlesResponse:
+async def feed(
+    viewer: CurrentViewer, upstreams: Upstreams, limit: Limit = 20, offset: Offset = 0
+) -> MultipleArticlesResponse:
     """Most recent articles by users the viewer follows."""
-    return await articles.feed(up, viewer=viewer, limit=limit, offset=offset)
+    return await articles.feed(upstreams, viewer=viewer, limit=limit, offset=offset)
 
 
 @router.get("/articles", responses=errors(401), openapi_extra=OPTIONAL_AUTH)
 async def list_articles(
     viewer: OptionalViewer,
-    up: Services,
+    upstreams: Upstreams,
     tag: TagFilter = None,
     author: UserFilter = None,
     favorited: UserFilter = None,
@@ -56,7 +58,7 @@ async def list_articles(
 ) -> MultipleArticlesResponse:
     """Most recent articles globally, filtered by tag, author, favorited (usernames) or category."""
     return await articles.list_articles(
-        up,
+        upstreams,
         viewer=viewer,
         tag=tag,
         author=author,
@@ -69,22 +71,24 @@ async def list_articles(
 
 
 @router.post("/articles", status_code=status.HTTP_201_CREATED, responses=errors(401, 413))
-async def create_article(request: NewArticleRequest, viewer: CurrentViewer, up: Services) -> SingleArticleResponse:
+async def create_article(
+    request: NewArticleRequest, viewer: CurrentViewer, upstreams: Upstreams
+) -> SingleArticleResponse:
     """Create an article (`"draft": true` keeps it a draft, visible only to its author)."""
-    return SingleArticleResponse(article=await articles.create_article(up, viewer=viewer, data=request.article))
+    return SingleArticleResponse(article=await articles.create_article(upstreams, viewer=viewer, data=request.article))
 
 
 @router.get("/articles/{slug}", responses=errors(401, 404), openapi_extra=OPTIONAL_AUTH)
-async def get_article(slug: Slug, viewer: OptionalViewer, up: Services) -> SingleArticleResponse:
-    return SingleArticleResponse(article=await articles.get_article(up, slug=slug, viewer=viewer))
+async def get_article(slug: Slug, viewer: OptionalViewer, upstreams: Upstreams) -> SingleArticleResponse:
+    return SingleArticleResponse(article=await articles.get_article(upstreams, slug=slug, viewer=viewer))
 
 
 @router.put("/articles/{slug}", responses=errors(401, 403, 404, 413))
 async def update_article(
-    slug: Slug, request: UpdateArticleRequest, viewer: CurrentViewer, up: Services
+    slug: Slug, request: UpdateArticleRequest, viewer: CurrentViewer, upstreams: Upstreams
 ) -> SingleArticleResponse:
     """Update an article (its author only); a new title gives a new slug."""
-    article = await articles.update_article(up, slug=slug, viewer=viewer, data=request.article)
+    article = await articles.update_article(upstreams, slug=slug, viewer=viewer, data=request.article)
     return SingleArticleResponse(article=article)
 
 
@@ -94,43 +98,47 @@ async def update_article(
     response_class=Response,
     responses=errors(401, 403, 404),
 )
-async def delete_article(slug: Slug, viewer: CurrentViewer, up: Services) -> None:
+async def delete_article(slug: Slug, viewer: CurrentViewer, upstreams: Upstreams) -> None:
     """Delete an article (its author only); its comments follow."""
-    await articles.delete_article(up, slug=slug, viewer=viewer)
+    await articles.delete_article(upstreams, slug=slug, viewer=viewer)
 
 
 @router.post("/articles/{slug}/publish", responses=errors(401, 403, 404))
-async def publish_article(slug: Slug, viewer: CurrentViewer, up: Services) -> SingleArticleResponse:
+async def publish_article(slug: Slug, viewer: CurrentViewer, upstreams: Upstreams) -> SingleArticleResponse:
     """Extension: make a draft public (its author only)."""
-    return SingleArticleResponse(article=await articles.publish_article(up, slug=slug, viewer=viewer))
+    return SingleArticleResponse(article=await articles.publish_article(upstreams, slug=slug, viewer=viewer))
 
 
 @router.post("/articles/{slug}/favorite", tags=["Favorites"], responses=errors(401, 404))
-async def favorite(slug: Slug, viewer: CurrentViewer, up: Services) -> SingleArticleResponse:
-    return SingleArticleResponse(article=await articles.favorite_article(up, slug=slug, viewer=viewer, favorite=True))
+async def favorite(slug: Slug, viewer: CurrentViewer, upstreams: Upstreams) -> SingleArticleResponse:
+    return SingleArticleResponse(
+        article=await articles.favorite_article(upstreams, slug=slug, viewer=viewer, favorite=True)
+    )
 
 
 @router.delete("/articles/{slug}/favorite", tags=["Favorites"], responses=errors(401, 404))
-async def unfavorite(slug: Slug, viewer: CurrentViewer, up: Services) -> SingleArticleResponse:
-    article = await articles.favorite_article(up, slug=slug, viewer=viewer, favorite=False)
+async def unfavorite(slug: Slug, viewer: CurrentViewer, upstreams: Upstreams) -> SingleArticleResponse:
+    article = await articles.favorite_article(upstreams, slug=slug, viewer=viewer, favorite=False)
     return SingleArticleResponse(article=article)
 
 
 @router.get("/tags", tags=["Tags"], responses=errors())
-async def tags(up: Services) -> TagsResponse:
-    return TagsResponse(tags=await up.blog.tags(identity=ANONYMOUS))
+async def tags(upstreams: Upstreams) -> TagsResponse:
+    return TagsResponse(tags=await upstreams.blog.tags(identity=ANONYMOUS))
 
 
 @router.get("/categories", tags=["Categories"], responses=errors())
-async def categories(up: Services) -> CategoriesResponse:
+async def categories(upstreams: Upstreams) -> CategoriesResponse:
     """Extension: the categories articles can be filed under."""
-    return CategoriesResponse(categories=await articles.categories(up))
+    return CategoriesResponse(categories=await articles.categories(upstreams))
 
 
 @router.post("/categories", status_code=status.HTTP_201_CREATED, tags=["Categories"], responses=errors(401, 403))
-async def create_category(request: NewCategoryRequest, viewer: CurrentViewer, up: Services) -> CategoryResponse:
+async def create_category(request: NewCategoryRequest, viewer: CurrentViewer, upstreams: Upstreams) -> CategoryResponse:
     """Extension: add a category (admins only)."""
-    return CategoryResponse(category=await articles.create_category(up, viewer=viewer, name=request.category.name))
+    return CategoryResponse(
+        category=await articles.create_category(upstreams, viewer=viewer, name=request.category.name)
+    )
 
 
 @router.put("/categories/{category}", tags=["Categories"], responses=errors(401, 403, 404))
@@ -138,8 +146,8 @@ async def rename_category(
     category: Annotated[str, Path(max_length=64, pattern=CATEGORY_SLUG)],
     request: NewCategoryRequest,
     viewer: CurrentViewer,
-    up: Services,
+    upstreams: Upstreams,
 ) -> CategoryResponse:
     """Extension: rename a category (admins only); its slug stays."""
-    renamed = await articles.rename_category(up, viewer=viewer, slug=category, name=request.category.name)
+    renamed = await articles.rename_category(upstreams, viewer=viewer, slug=category, name=request.category.name)
     return CategoryResponse(category=renamed)

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from gateway import comments
-from gateway.deps import ClientAddress, Limiter, Services
+from gateway.deps import ClientAddress, Limiter, Upstreams
 from gateway.identity import OPTIONAL_AUTH, CurrentViewer, OptionalViewer
 from gateway.schemas import (
     ModeratedComment,
@@ -29,49 +29,49 @@ async def add_comment(
     slug: Slug,
     request: NewCommentRequest,
     viewer: OptionalViewer,
-    up: Services,
+    upstreams: Upstreams,
     limiter: Limiter,
     client: ClientAddress,
 ) -> SingleCommentResponse:
     """Comment on an article. Extension: without a token, give `authorName`; the comment waits for a moderator."""
     created = await comments.add_comment(
-        up, slug=slug, viewer=viewer, data=request.comment, limiter=limiter, client=client
+        upstreams, slug=slug, viewer=viewer, data=request.comment, limiter=limiter, client=client
     )
     return SingleCommentResponse(comment=created)
 
 
 @router.get("", responses=errors(401, 404), openapi_extra=OPTIONAL_AUTH)
-async def list_comments(slug: Slug, viewer: OptionalViewer, up: Services) -> MultipleCommentsResponse:
+async def list_comments(slug: Slug, viewer: OptionalViewer, upstreams: Upstreams) -> MultipleCommentsResponse:
     """The article's visible comments, newest first."""
-    return MultipleCommentsResponse(comments=await comments.list_comments(up, slug=slug, viewer=viewer))
+    return MultipleCommentsResponse(comments=await comments.list_comments(upstreams, slug=slug, viewer=viewer))
 
 
 @router.delete(
     "/{id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=errors(401, 403, 404)
 )
-async def delete_comment(slug: Slug, id: CommentId, viewer: CurrentViewer, up: Services) -> None:  # noqa: A002
+async def delete_comment(slug: Slug, id: CommentId, viewer: CurrentViewer, upstreams: Upstreams) -> None:  # noqa: A002
     """Delete a comment: its author or a moderator."""
-    await comments.delete_comment(up, slug=slug, number=id, viewer=viewer)
+    await comments.delete_comment(upstreams, slug=slug, number=id, viewer=viewer)
 
 
 @moderation.get("", responses=errors(401, 403))
 async def pending(
     viewer: CurrentViewer,
-    up: Services,
+    upstreams: Upstreams,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> ModerationQueueResponse:
     """Extension: comments waiting for a moderator, oldest first (moderators only)."""
-    return await comments.pending(up, viewer=viewer, limit=limit, offset=offset)
+    return await comments.pending(upstreams, viewer=viewer, limit=limit, offset=offset)
 
 
 @moderation.post("/{id}/approve", responses=errors(401, 403, 404))
-async def approve(id: CommentId, viewer: CurrentViewer, up: Services) -> ModeratedComment:  # noqa: A002
+async def approve(id: CommentId, viewer: CurrentViewer, upstreams: Upstreams) -> ModeratedComment:  # noqa: A002
     """Extension: make a comment visible (moderators only)."""
-    return await comments.moderate(up, number=id, viewer=viewer, approve=True, reason=None)
+    return await comments.moderate(upstreams, number=id, viewer=viewer, approve=True, reason=None)
 
 
 @moderation.post("/{id}/reject", responses=errors(401, 403, 404, 413))
-async def reject(id: CommentId, body: Rejection, viewer: CurrentViewer, up: Services) -> ModeratedComment:  # noqa: A002
+async def reject(id: CommentId, body: Rejection, viewer: CurrentViewer, upstreams: Upstreams) -> ModeratedComment:  # noqa: A002
     """Extension: hide a comment, with the reason (moderators only)."""
-    return await comments.moderate(up, number=id, viewer=viewer, approve=False, reason=body.reason)
+    return await comments.moderate(upstreams, number=id, viewer=viewer, approve=False, reason=body.reason)

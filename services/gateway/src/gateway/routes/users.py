@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 
 from gateway import accounts
-from gateway.deps import ClientAddress, Limiter, Services, Validator
+from gateway.deps import ClientAddress, Limiter, Upstreams, Validator
 from gateway.identity import OPTIONAL_AUTH, CurrentViewer, OptionalViewer
 from gateway.schemas import (
     USERNAME,
@@ -23,44 +23,50 @@ UsernamePath = Annotated[str, Path(pattern=USERNAME)]
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, responses=errors(413, 429))
-async def register(request: NewUserRequest, up: Services, limiter: Limiter, client: ClientAddress) -> UserResponse:
+async def register(
+    request: NewUserRequest, upstreams: Upstreams, limiter: Limiter, client: ClientAddress
+) -> UserResponse:
     """Register a new user."""
     await limiter.hit(limiter.limits.register, "register", client)
-    return UserResponse(user=await accounts.register(up, data=request.user))
+    return UserResponse(user=await accounts.register(upstreams, data=request.user))
 
 
 @router.post("/users/login", responses=errors(401, 413, 429))
-async def login(request: LoginUserRequest, up: Services, limiter: Limiter, client: ClientAddress) -> UserResponse:
+async def login(
+    request: LoginUserRequest, upstreams: Upstreams, limiter: Limiter, client: ClientAddress
+) -> UserResponse:
     """Log in; repeated attempts for one email from one address are rate limited."""
     await limiter.hit(limiter.limits.login, "login", client, request.user.email.lower())
-    return UserResponse(user=await accounts.login(up, data=request.user))
+    return UserResponse(user=await accounts.login(upstreams, data=request.user))
 
 
 @router.get("/user", responses=errors(401))
-async def current_user(viewer: CurrentViewer, up: Services) -> UserResponse:
+async def current_user(viewer: CurrentViewer, upstreams: Upstreams) -> UserResponse:
     """The current user, with the token it signed in with."""
-    return UserResponse(user=await accounts.current_user(up, viewer=viewer))
+    return UserResponse(user=await accounts.current_user(upstreams, viewer=viewer))
 
 
 @router.put("/user", responses=errors(401, 413))
 async def update_user(
-    request: UpdateUserRequest, viewer: CurrentViewer, up: Services, validator: Validator
+    request: UpdateUserRequest, viewer: CurrentViewer, upstreams: Upstreams, validator: Validator
 ) -> UserResponse:
     """Update email, username, password (which revokes earlier tokens), bio or image."""
-    return UserResponse(user=await accounts.update_user(up, viewer=viewer, data=request.user, validator=validator))
+    return UserResponse(
+        user=await accounts.update_user(upstreams, viewer=viewer, data=request.user, validator=validator)
+    )
 
 
 @profiles.get("", responses=errors(401, 404), openapi_extra=OPTIONAL_AUTH)
-async def get_profile(username: UsernamePath, viewer: OptionalViewer, up: Services) -> ProfileResponse:
-    return ProfileResponse(profile=await accounts.get_profile(up, username=username, viewer=viewer))
+async def get_profile(username: UsernamePath, viewer: OptionalViewer, upstreams: Upstreams) -> ProfileResponse:
+    return ProfileResponse(profile=await accounts.get_profile(upstreams, username=username, viewer=viewer))
 
 
 @profiles.post("/follow", responses=errors(401, 403, 404))
-async def follow(username: UsernamePath, viewer: CurrentViewer, up: Services) -> ProfileResponse:
+async def follow(username: UsernamePath, viewer: CurrentViewer, upstreams: Upstreams) -> ProfileResponse:
     """Follow a user (a JSON body, if any, is ignored)."""
-    return ProfileResponse(profile=await accounts.follow(up, username=username, viewer=viewer, follow=True))
+    return ProfileResponse(profile=await accounts.follow(upstreams, username=username, viewer=viewer, follow=True))
 
 
 @profiles.delete("/follow", responses=errors(401, 403, 404))
-async def unfollow(username: UsernamePath, viewer: CurrentViewer, up: Services) -> ProfileResponse:
-    return ProfileResponse(profile=await accounts.follow(up, username=username, viewer=viewer, follow=False))
+async def unfollow(username: UsernamePath, viewer: CurrentViewer, upstreams: Upstreams) -> ProfileResponse:
+    return ProfileResponse(profile=await accounts.follow(upstreams, username=username, viewer=viewer, follow=False))
