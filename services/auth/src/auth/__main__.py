@@ -4,6 +4,7 @@ import argparse
 
 from auth import service
 from auth.settings import AuthSettings
+from comm.callers import ROLES
 from comm.cli import main
 from comm.db import create_engine, create_sessionmaker
 
@@ -11,7 +12,7 @@ from comm.db import create_engine, create_sessionmaker
 def _configure_grant_role(parser: argparse.ArgumentParser) -> None:
     parser.description = "Give a user a role (moderator or admin)."
     parser.add_argument("username")
-    parser.add_argument("role", choices=sorted(service.ROLES))
+    parser.add_argument("role", choices=sorted(ROLES))
 
 
 async def _grant_role(args: argparse.Namespace) -> None:

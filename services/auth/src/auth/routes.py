@@ -10,8 +10,8 @@ from auth.passwords import Passwords
 from auth.schemas import AuthOut, LoginIn, RegisterIn, UpdateIn, UserOut, ValidateIn
 from auth.settings import AuthSettings
 from auth.signing import TokenSigner
+from comm.callers import CurrentUserId
 from comm.db import ReadDatabase, ReadSession, Session
-from comm.errors import Unauthorized
 from comm.tokens import CallerIdentity
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -33,16 +33,9 @@ async def _signer(request: Request) -> TokenSigner:
     return signer
 
 
-async def _user_id(identity: CallerIdentity) -> uuid.UUID:
-    if identity.user_id is None:
-        raise Unauthorized("this call needs a signed-in user")
-    return identity.user_id
-
-
 Settings = Annotated[AuthSettings, Depends(_settings)]
 PasswordHasher = Annotated[Passwords, Depends(_passwords)]
 Signer = Annotated[TokenSigner, Depends(_signer)]
-CurrentUserId = Annotated[uuid.UUID, Depends(_user_id)]
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)

@@ -13,11 +13,10 @@ from auth.passwords import Passwords
 from auth.schemas import AuthOut, RegisterIn, UpdateIn, UserOut
 from auth.settings import AuthSettings
 from auth.signing import InvalidToken, TokenSigner
+from comm.callers import ROLES
 from comm.db import ReadPool, Statement
 from comm.events.models import UserCreated, UserUpdated
 from comm.events.outbox import add_event
-
-ROLES = frozenset({"moderator", "admin"})
 
 
 def check_password_policy(password: str, *, settings: AuthSettings) -> None:

@@ -1,6 +1,6 @@
 """Blog's errors; each carries its status and renders as `{"errors": {...}}` (comm.errors)."""
 
-from comm.errors import Conflict, Forbidden, NotFound, Unauthorized, Validation
+from comm.errors import Conflict, Forbidden, NotFound, Validation
 
 
 class PostNotFound(NotFound):
@@ -10,10 +10,6 @@ class PostNotFound(NotFound):
 
 class CategoryNotFound(NotFound):
     detail = "category not found"
-
-
-class SignInRequired(Unauthorized):
-    detail = "this call needs a signed-in user"
 
 
 class NotAuthor(Forbidden):

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, status
 
 from blog import categories, queries, service
-from blog.errors import AdminOnly, PostNotFound, SignInRequired
+from blog.errors import AdminOnly, PostNotFound
 from blog.queries import Drafts, Page, PostFilter
 from blog.schemas import (
     CategoryIn,
@@ -28,6 +28,7 @@ from blog.schemas import (
     Tags,
     Text,
 )
+from comm.callers import CurrentUserId, SignedIn, SignInRequired, is_admin
 from comm.db import ReadDatabase, ReadSession, Session
 from comm.tokens import CallerIdentity
 
@@ -38,16 +39,8 @@ async def _viewer(identity: CallerIdentity) -> uuid.UUID | None:
     return identity.user_id
 
 
-async def _user_id(identity: CallerIdentity) -> uuid.UUID:
-    if identity.user_id is None:
-        raise SignInRequired()
-    return identity.user_id
-
-
-async def _admin(identity: CallerIdentity) -> None:
-    if identity.user_id is None:
-        raise SignInRequired()
-    if "admin" not in identity.roles:
+async def _admin(identity: SignedIn) -> None:
+    if not is_admin(identity):
         raise AdminOnly()
 
 
@@ -58,7 +51,6 @@ async def _page(
 
 
 Viewer = Annotated[uuid.UUID | None, Depends(_viewer)]
-CurrentUserId = Annotated[uuid.UUID, Depends(_user_id)]
 Paging = Annotated[Page, Depends(_page)]
 QueryText = Annotated[Text | None, Query(max_length=200)]
 

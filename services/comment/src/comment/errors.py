@@ -1,6 +1,6 @@
 """The comment service's errors; each carries its status and renders as `{"errors": {...}}` (comm.errors)."""
 
-from comm.errors import Forbidden, NotFound, Unauthorized, Validation
+from comm.errors import Forbidden, NotFound, Validation
 
 
 class PostNotFound(NotFound):
@@ -11,10 +11,6 @@ class PostNotFound(NotFound):
 
 class CommentNotFound(NotFound):
     detail = "comment not found"
-
-
-class SignInRequired(Unauthorized):
-    detail = "this call needs a signed-in user"
 
 
 class NotModerator(Forbidden):

@@ -5,11 +5,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 
+from comm.callers import SignedIn, is_moderator
 from comm.db import ReadDatabase, ReadSession, Session
 from comm.http.clients import BlogServiceClient
-from comm.tokens import CallerIdentity, Identity
+from comm.tokens import CallerIdentity
 from comment import service
-from comment.errors import NotModerator, SignInRequired
+from comment.errors import NotModerator
 from comment.schemas import CommentIn, CommentOut, CommentPage, RejectIn
 
 router = APIRouter(tags=["comments"])
@@ -23,21 +24,14 @@ async def _blog(request: Request) -> BlogServiceClient:
     return blog
 
 
-async def _signed_in(identity: CallerIdentity) -> Identity:
-    if identity.user_id is None:
-        raise SignInRequired()
-    return identity
-
-
-async def _moderator(identity: Annotated[Identity, Depends(_signed_in)]) -> uuid.UUID:
+async def _moderator(identity: SignedIn) -> uuid.UUID:
     """The moderator's user id; 401 without a user, 403 without the moderator or admin role."""
-    if identity.user_id is None or not service.is_moderator(identity):
+    if identity.user_id is None or not is_moderator(identity):
         raise NotModerator()
     return identity.user_id
 
 
 Blog = Annotated[BlogServiceClient, Depends(_blog)]
-SignedIn = Annotated[Identity, Depends(_signed_in)]
 ModeratorId = Annotated[uuid.UUID, Depends(_moderator)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comm.authors import author_columns, author_of
+from comm.callers import is_moderator
 from comm.db import ReadPool, Statement
 from comm.events.models import CommentCreated, CommentDeleted, CommentModerated
 from comm.events.outbox import add_event
@@ -24,12 +25,6 @@ from comment.errors import AuthorNameRequired, CommentNotFound, NotAuthorOrModer
 from comment.models import AUTHORS, Comment, DeletedPost
 from comment.posts import ensure_public_post
 from comment.schemas import CommentIn, CommentOut, CommentPage, Status
-
-MODERATOR_ROLES = frozenset({"moderator", "admin"})
-
-
-def is_moderator(identity: Identity) -> bool:
-    return bool(identity.roles & MODERATOR_ROLES)
 
 
 async def create_comment(

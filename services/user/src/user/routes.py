@@ -5,8 +5,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
+from comm.callers import CurrentUserId
 from comm.db import ReadDatabase, Session
-from comm.errors import Unauthorized
 from comm.tokens import CallerIdentity
 from user import relations, service
 from user.schemas import (
@@ -25,13 +25,6 @@ from user.schemas import (
 router = APIRouter(prefix="/profiles", tags=["profiles"])
 
 
-async def _user_id(identity: CallerIdentity) -> uuid.UUID:
-    if identity.user_id is None:
-        raise Unauthorized("this call needs a signed-in user")
-    return identity.user_id
-
-
-CurrentUserId = Annotated[uuid.UUID, Depends(_user_id)]
 UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
 LookupQuery = Annotated[Lookup, Depends(lookup_query)]
 
