@@ -9,9 +9,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Integer, bindparam, literal, make_url, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from comm.db import ReadDatabase, ReadSession, Session, Statement, open_database
+from comm.db import ReadDatabase, ReadSession, Session, Statement, create_engine, open_database, violated_constraint
 from comm.errors import install_error_handlers
 from comm.testing import free_port, temporary_database
 
@@ -161,3 +162,18 @@ async def test_a_database_that_refuses_connections_is_503_not_500() -> None:
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
         assert response.json() == {"errors": {"body": ["database unavailable, try again"]}}
+
+
+async def test_a_unique_violation_names_its_constraint() -> None:
+    async with temporary_database("unique") as url:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text("CREATE TABLE t (name text CONSTRAINT uq_t_name UNIQUE)"))
+                await connection.execute(text("INSERT INTO t VALUES ('a')"))
+            with pytest.raises(IntegrityError) as caught:
+                async with engine.begin() as connection:
+                    await connection.execute(text("INSERT INTO t VALUES ('a')"))
+            assert violated_constraint(caught.value) == "uq_t_name"
+        finally:
+            await engine.dispose()

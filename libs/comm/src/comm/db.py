@@ -22,7 +22,7 @@ from fastapi import Depends, FastAPI, Request
 from sqlalchemy import MetaData, make_url, pool, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
@@ -44,6 +44,11 @@ NAMING_CONVENTION = {
 def service_metadata() -> MetaData:
     """The MetaData of a service's declarative Base."""
     return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def violated_constraint(exc: IntegrityError) -> str | None:
+    """The name of the constraint a write broke (`uq_posts_slug`, ...), as asyncpg reports it; None if unknown."""
+    return getattr(exc.orig.__cause__ if exc.orig is not None else None, "constraint_name", None)
 
 
 async def open_database(

@@ -14,7 +14,7 @@ from auth.schemas import AuthOut, RegisterIn, UpdateIn, UserOut
 from auth.settings import AuthSettings
 from auth.signing import InvalidToken, TokenSigner
 from comm.callers import ROLES
-from comm.db import ReadPool, Statement
+from comm.db import ReadPool, Statement, violated_constraint
 from comm.events.models import UserCreated, UserUpdated
 from comm.events.outbox import add_event
 
@@ -163,10 +163,11 @@ async def _flush_unique(session: AsyncSession) -> None:
     try:
         await session.flush()
     except IntegrityError as exc:
-        message = str(exc.orig)
-        raise Taken(
-            [field for field in ("username", "email") if f"uq_users_{field}" in message] or ["username"]
-        ) from exc
+        constraint = violated_constraint(exc)
+        taken = [field for field in ("username", "email") if constraint == f"uq_users_{field}"]
+        if not taken:
+            raise
+        raise Taken(taken) from exc
 
 
 def _with_token(user: User, signer: TokenSigner) -> AuthOut:

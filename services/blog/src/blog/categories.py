@@ -8,6 +8,7 @@ from blog.errors import CategoryNotFound, Taken
 from blog.models import Category
 from blog.schemas import CategoryIn, CategoryList, CategoryOut, CategoryPatch
 from blog.slugs import slugify
+from comm.db import violated_constraint
 from comm.errors import Validation
 
 _SLUG_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -67,5 +68,8 @@ async def _flush_unique(session: AsyncSession) -> None:
     try:
         await session.flush()
     except IntegrityError as exc:
-        message = str(exc.orig)
-        raise Taken([field for field in ("slug", "name") if f"uq_categories_{field}" in message] or ["slug"]) from exc
+        constraint = violated_constraint(exc)
+        taken = [field for field in ("slug", "name") if constraint == f"uq_categories_{field}"]
+        if not taken:
+            raise
+        raise Taken(taken) from exc

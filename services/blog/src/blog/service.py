@@ -19,6 +19,7 @@ from blog.models import Category, Favorite, Post
 from blog.queries import to_out
 from blog.schemas import PostIn, PostOut, PostPatch
 from blog.slugs import slugify, with_suffix
+from comm.db import violated_constraint
 from comm.events.models import PostDeleted, PostPublished, PostUpdated
 from comm.events.outbox import add_event
 
@@ -145,7 +146,7 @@ async def _under_free_slug(session: AsyncSession, *, title: str, write: Callable
             async with session.begin_nested():
                 return await write(slug)
         except IntegrityError as exc:
-            if "uq_posts_slug" not in str(exc.orig):
+            if violated_constraint(exc) != "uq_posts_slug":
                 raise
     raise NoFreeSlug()
 
