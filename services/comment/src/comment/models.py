@@ -2,15 +2,17 @@
 
 import uuid
 from datetime import datetime
+from typing import get_args
 
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Index, String, Text, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from comm.authors import add_authors_table
 from comm.db import service_metadata
+from comm.events.models import CommentStatus
 from comm.events.tables import add_event_tables
 
-STATUSES = ("pending", "approved", "rejected")
+STATUSES = get_args(CommentStatus)
 
 
 class Base(DeclarativeBase):

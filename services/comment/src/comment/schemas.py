@@ -1,11 +1,12 @@
 """Request and response bodies of the comment service's internal API."""
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from comm.authors import AuthorOut
+from comm.events.models import CommentStatus
 from comm.timestamps import ApiTimestamp
 
 BODY_MAX_CHARS = 10_000
@@ -36,7 +37,6 @@ AuthorName = Annotated[
 Reason = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=REASON_MAX_CHARS), AfterValidator(_no_nul)
 ]
-Status = Literal["pending", "approved", "rejected"]
 
 
 class Strict(BaseModel):
@@ -65,7 +65,7 @@ class CommentOut(BaseModel):
     author_id: uuid.UUID | None
     author_name: str | None
     body: str
-    status: Status
+    status: CommentStatus
     moderation_reason: str | None
     moderator_id: uuid.UUID | None
     # In lists: the author's public profile from the read model (comm.authors), null for an anonymous comment

@@ -17,14 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from comm.authors import author_columns, author_of
 from comm.callers import is_moderator
 from comm.db import ReadPool, Statement
-from comm.events.models import CommentCreated, CommentDeleted, CommentModerated
+from comm.events.models import CommentCreated, CommentDeleted, CommentModerated, CommentStatus
 from comm.events.outbox import add_event
 from comm.http.clients import BlogServiceClient
 from comm.tokens import Identity
 from comment.errors import AuthorNameRequired, CommentNotFound, NotAuthorOrModerator, PostNotFound
 from comment.models import AUTHORS, Comment, DeletedPost
 from comment.posts import ensure_public_post
-from comment.schemas import CommentIn, CommentOut, CommentPage, Status
+from comment.schemas import CommentIn, CommentOut, CommentPage
 
 
 async def create_comment(
@@ -36,7 +36,7 @@ async def create_comment(
     # Blog first and outside the transaction: no connection is held while blog answers, and nothing is
     # stored for a post blog does not know (or while blog is down: its 503 passes through).
     await ensure_public_post(blog, post_id=post_id, identity=identity)
-    status: Status = "pending" if identity.user_id is None else "approved"
+    status: CommentStatus = "pending" if identity.user_id is None else "approved"
     async with session.begin():
         await _lock_post(session, post_id)
         if await session.get(DeletedPost, post_id) is not None:
@@ -138,7 +138,7 @@ APPROVED_COUNT = Statement(select(func.count()).select_from(Comment).where(_APPR
 
 
 async def moderate(
-    session: AsyncSession, *, number: int, moderator_id: uuid.UUID, status: Status, reason: str | None = None
+    session: AsyncSession, *, number: int, moderator_id: uuid.UUID, status: CommentStatus, reason: str | None = None
 ) -> CommentOut:
     """Approve or reject; a comment already in that status is left as it is, with no second event."""
     async with session.begin():

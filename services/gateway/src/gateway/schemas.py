@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from comm.events.models import CommentStatus
 from comm.timestamps import ApiTimestamp
 
 Timestamp = ApiTimestamp
@@ -182,7 +183,7 @@ class Comment(BaseModel):
     updatedAt: Timestamp
     body: str
     author: Profile
-    status: Literal["pending", "approved", "rejected"] = Field(
+    status: CommentStatus = Field(
         "approved", description="Extension: anonymous comments stay pending until a moderator approves them."
     )
 

@@ -7,10 +7,11 @@ can add fields freely. Every call is made for an identity: the viewer's, or the 
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from comm.events.models import CommentStatus
 from comm.http.clients import AuthServiceClient, BlogServiceClient, CommentServiceClient, UserServiceClient
 from comm.tokens import Identity
 
@@ -107,7 +108,7 @@ class CommentView(_View):
     author_name: str | None
     author: AuthorView | None = None  # in lists; null for an anonymous comment or while the read model catches up
     body: str
-    status: Literal["pending", "approved", "rejected"]
+    status: CommentStatus
     moderation_reason: str | None = None
     created_at: datetime = Field(alias="createdAt")
     updated_at: datetime = Field(alias="updatedAt")

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from comm.events.timestamps import Timestamp
 
-CommentStatus = Literal["approved", "rejected", "pending"]
+CommentStatus = Literal["pending", "approved", "rejected"]  # the one list: comment's column, API, events
 
 # Fixed forever: changing it changes the derived id of every seed-produced message.
 _DERIVED_ID_NAMESPACE = uuid.UUID("6f1c7a52-3d0e-5b8a-9c4f-2a7e1b9d0c31")
