@@ -289,3 +289,19 @@ async def test_every_comment_of_an_article_is_listed(api: httpx.AsyncClient) -> 
         assert sorted(comment["id"] for comment in listed) == sorted(numbers)
         created = [comment["createdAt"] for comment in listed]
         assert created == sorted(created, reverse=True)
+
+
+async def test_a_draft_takes_no_comments_with_one_answer(api: httpx.AsyncClient) -> None:
+    """Its author sees the draft but may not comment on it yet (403, the comment service's rule); anyone else is
+    told there is no such article (404)."""
+    author, other = await signup(api), await signup(api)
+    body = {"article": {"title": "Unfinished", "description": "d", "body": "b", "draft": True}}
+    created = await api.post("/articles", json=body, headers=author["auth"])
+    assert created.status_code == 201, created.text
+    slug = created.json()["article"]["slug"]
+    comment = {"comment": {"body": "too early"}}
+    own = await api.post(f"/articles/{slug}/comments", json=comment, headers=author["auth"])
+    assert own.status_code == 403, own.text
+    assert own.json() == {"errors": {"body": ["a draft takes no comments until it is published"]}}
+    others = await api.post(f"/articles/{slug}/comments", json=comment, headers=other["auth"])
+    assert others.status_code == 404, others.text

@@ -49,15 +49,18 @@ async def test_blog_sees_the_callers_identity(kit: Any) -> None:
     assert seen == Identity(user_id=moderator.user_id, roles=frozenset({"moderator"}), caller="comment")
 
 
-async def test_unknown_or_draft_posts_are_404_and_store_nothing(kit: Any) -> None:
+async def test_unknown_posts_are_404_an_own_draft_403_and_nothing_is_stored(kit: Any) -> None:
     author = kit.user()
     unknown = uuid.uuid4()
     others_draft = kit.blog.add(published=False)
     own_draft = kit.blog.add(published=False, author_id=author.user_id)
-    for post_id in (unknown, others_draft, own_draft):
+    for post_id in (unknown, others_draft):
         response = await kit.create(post_id, author)
         assert response.status_code == 404, response.text
         assert response.json() == {"errors": {"body": ["post not found"]}}
+    response = await kit.create(own_draft, author)
+    assert response.status_code == 403, response.text
+    assert response.json() == {"errors": {"body": ["a draft takes no comments until it is published"]}}
     assert await kit.count_comments(unknown, others_draft, own_draft) == 0
 
 

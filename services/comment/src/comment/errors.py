@@ -4,9 +4,15 @@ from comm.errors import Forbidden, NotFound, Validation
 
 
 class PostNotFound(NotFound):
-    """Unknown, draft or deleted: commenting needs a public post."""
+    """Unknown, deleted, or someone else's draft (which blog shows to no one else): commenting needs a public post."""
 
     detail = "post not found"
+
+
+class DraftNotCommentable(Forbidden):
+    """The author's own draft: they see it, but it takes comments only once published (the rule's one place)."""
+
+    detail = "a draft takes no comments until it is published"
 
 
 class CommentNotFound(NotFound):

@@ -5,15 +5,15 @@ import uuid
 from comm.errors import UpstreamClientError
 from comm.http.clients import BlogServiceClient
 from comm.tokens import Identity
-from comment.errors import PostNotFound
+from comment.errors import DraftNotCommentable, PostNotFound
 
 
 async def ensure_public_post(blog: BlogServiceClient, *, post_id: uuid.UUID, identity: Identity) -> None:
-    """PostNotFound unless blog has the post and it is published; upstream failures (503, 504) pass through.
+    """PostNotFound unless blog shows the caller the post, DraftNotCommentable for their own draft; upstream
+    failures (503, 504) pass through.
 
-    The call is made for the caller's identity, so blog shows its author their own draft: the `published`
-    check below keeps comments off drafts anyway. An answer without the field is taken as public (blog
-    answers 404 for a draft to everyone but its author).
+    The call is made for the caller's identity, so blog shows its author their own draft (and answers 404 for it
+    to everyone else). An answer without the `published` field is taken as public.
     """
     try:
         post = await blog.get_post(post_id, identity=Identity(user_id=identity.user_id, roles=identity.roles))
@@ -22,4 +22,4 @@ async def ensure_public_post(blog: BlogServiceClient, *, post_id: uuid.UUID, ide
             raise PostNotFound() from exc
         raise
     if post.published is False:
-        raise PostNotFound()
+        raise DraftNotCommentable()
