@@ -305,3 +305,11 @@ async def test_a_draft_takes_no_comments_with_one_answer(api: httpx.AsyncClient)
     assert own.json() == {"errors": {"body": ["a draft takes no comments until it is published"]}}
     others = await api.post(f"/articles/{slug}/comments", json=comment, headers=other["auth"])
     assert others.status_code == 404, others.text
+
+
+async def test_the_password_rule_is_auths(api: httpx.AsyncClient) -> None:
+    name = f"pw{uuid.uuid4().hex[:10]}"
+    user = {"username": name, "email": f"{name}@mail.com", "password": "short"}
+    response = await api.post("/users", json={"user": user})
+    assert response.status_code == 422, response.text
+    assert response.json() == {"errors": {"password": ["must be between 8 and 128 characters"]}}

@@ -22,7 +22,11 @@ USERNAME = r"^[A-Za-z0-9_.-]{1,64}$"  # auth's rule
 CATEGORY_SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 Username = Annotated[str, StringConstraints(pattern=USERNAME)]
 Email = Annotated[EmailStr, Field(max_length=254)]
-Password = Annotated[str, Field(min_length=8, max_length=128, description="8 to 128 characters.")]
+# Auth holds the password rule (AUTH_PASSWORD_MIN_LENGTH / _MAX_LENGTH, 8 to 128 by default) and answers 422 for it;
+# the gateway only caps what it forwards.
+Password = Annotated[
+    str, Field(min_length=1, max_length=4096, description="Within auth's bounds: 8 to 128 characters by default.")
+]
 ImageUrl = Annotated[
     str, Field(max_length=2048, pattern=r"^(https?://[^\s\x00]+)?$", description="An http(s) URL; empty for none.")
 ]
