@@ -274,13 +274,3 @@ async def test_patch_is_not_retried_without_a_key() -> None:
         with pytest.raises(UpstreamUnavailable):
             await client.patch("/items/1", json={"name": "b"}, response_model=Item)
     assert [(request.method, request.content) for request in seen] == [("PATCH", b'{"name":"b"}')]
-
-
-async def test_send_returns_the_raw_response_with_its_headers() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(201, json={"id": 1, "name": "a"}, headers={"location": "/items/1"})
-
-    async with _mock(handler) as client:
-        response = await client.send("POST", "/items", json={"name": "a"})
-    assert (response.status_code, response.headers["location"]) == (201, "/items/1")
-    assert response.json() == {"id": 1, "name": "a"}

@@ -19,7 +19,6 @@ from comm.tokens import (
     Identity,
     InternalTokens,
     InvalidInternalToken,
-    OptionalCallerIdentity,
     setup_internal_tokens,
 )
 
@@ -40,10 +39,6 @@ def _app() -> FastAPI:
     @app.get("/whoami")
     async def whoami(identity: CallerIdentity) -> dict[str, object]:
         return {"user_id": str(identity.user_id), "roles": sorted(identity.roles), "caller": identity.caller}
-
-    @app.get("/maybe")
-    async def maybe(identity: OptionalCallerIdentity) -> dict[str, object]:
-        return {"anonymous": identity is None}
 
     return app
 
@@ -117,13 +112,6 @@ async def test_missing_token_is_401(client: httpx.AsyncClient) -> None:
     response = await client.get("/whoami")
     assert response.status_code == 401
     assert response.json() == {"errors": {"body": ["internal token required"]}}
-
-
-async def test_optional_identity(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/maybe")).json() == {"anonymous": True}
-    valid = _tokens().mint(audience="blog", identity=USER)
-    assert (await client.get("/maybe", headers={HEADER: valid})).json() == {"anonymous": False}
-    assert (await client.get("/maybe", headers={HEADER: "not-a-jwt"})).status_code == 401
 
 
 def test_claims_of_a_minted_token() -> None:

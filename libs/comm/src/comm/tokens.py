@@ -8,8 +8,8 @@ both sides, so `alg: none` and algorithm swaps fail) and carries:
     typ "internal" (user tokens say "access"), iss calling service, aud target service,
     sub user id (absent for a service acting on its own), roles, iat, exp (INTERNAL_TOKEN_TTL_SECONDS), jti
 
-A receiving service calls `setup_internal_tokens(app, settings)` once and declares `identity: CallerIdentity` (or
-`OptionalCallerIdentity`) on its routes; anything but a valid token for that service answers 401.
+A receiving service calls `setup_internal_tokens(app, settings)` once and declares `identity: CallerIdentity` on its
+routes; anything but a valid token for that service answers 401 (comm.callers says what a route needs of it).
 """
 
 import logging
@@ -178,10 +178,4 @@ async def internal_identity(request: Request, token: TokenHeader = None) -> Iden
     return _verifier(request).verify(token)
 
 
-async def optional_internal_identity(request: Request, token: TokenHeader = None) -> Identity | None:
-    """Like `internal_identity`, but None when no token is sent (an invalid one is still 401)."""
-    return _verifier(request).verify(token) if token else None
-
-
 CallerIdentity = Annotated[Identity, Depends(internal_identity)]
-OptionalCallerIdentity = Annotated[Identity | None, Depends(optional_internal_identity)]

@@ -80,15 +80,6 @@ class Consumer:
         self._stopping = False
         self._inflight: set[asyncio.Task[Any]] = set()
 
-    def handler(self, model: type[E]) -> Callable[[Handler[E]], Handler[E]]:
-        """Decorator form of `register`."""
-
-        def decorate(handler: Handler[E]) -> Handler[E]:
-            self.register(model, handler)
-            return handler
-
-        return decorate
-
     def register(self, model: type[E], handler: Handler[E]) -> None:
         """Handle `model` events on this queue; the queue is bound to its routing key at start."""
         if model in self._handlers:

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from comm.http.breaker import CircuitBreaker
 from comm.http.retry import RetryPolicy, call_with_retries, is_idempotent
-from comm.http.transport import AiohttpTransport, Answer, Exchange, Timeouts, as_httpx_response, httpx_exchange
+from comm.http.transport import AiohttpTransport, Answer, Exchange, Timeouts, httpx_exchange
 from comm.http.upstream import BREAKER_FAILURE_STATUSES, parse, status_error, transport_error
 from comm.metrics import CLIENT_RETRIES
 from comm.settings import CommSettings
@@ -60,7 +60,7 @@ class ServiceClient:
         downstream: str,
         base_url: str,
         settings: CommSettings,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | AiohttpTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
         tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
@@ -178,11 +178,6 @@ class ServiceClient:
         """Send a request; its body validated into `response_model`, or None without one (e.g. for a 204)."""
         answer = await self._call(method, path, json=json, **options)
         return None if response_model is None else parse(answer, response_model, downstream=self.downstream)
-
-    async def send(self, method: str, path: str, *, json: Any = None, **options: Unpack[CallOptions]) -> httpx.Response:
-        """Send a request and return the raw 2xx response (headers and all); any other outcome raises."""
-        answer = await self._call(method, path, json=json, **options)
-        return as_httpx_response(answer)
 
     async def _call(self, method: str, path: str, *, json: Any, **options: Unpack[CallOptions]) -> Answer:
         """A 2xx answer, retried when that is safe; any other outcome raises an UpstreamError."""

@@ -6,8 +6,7 @@ parsing, header normalisation, response decoding: pure Python, ~100 µs per requ
 as much again). So ServiceClient's calls go through `Exchange`: send a request given as plain values, get an
 `Answer` (status, headers, whole body). `AiohttpTransport.exchange` does that straight on aiohttp, with
 ClientTimeout objects reused, no cookie jar, no redirects, no environment proxies and no compression asked for.
-Any httpx transport (`httpx.MockTransport` in unit tests) fits the same call through `httpx_exchange`, and
-`AiohttpTransport` is an httpx transport too.
+Any httpx transport (`httpx.MockTransport` in unit tests) fits the same call through `httpx_exchange`.
 
 aiohttp's errors are mapped onto httpx's tree, so callers handle one family:
 
@@ -48,8 +47,8 @@ class Exchange(Protocol):
     ) -> Answer: ...
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """A pooled aiohttp session (HTTP/1.1, keep-alive), as an `Exchange` and as an httpx transport."""
+class AiohttpTransport:
+    """A pooled aiohttp session (HTTP/1.1, keep-alive), as an `Exchange`."""
 
     # Idle connections are closed after 4 s, before uvicorn's 5 s keep-alive timeout closes them from the other end:
     # sending on a connection the server is closing fails even a request that could not have been retried.
@@ -105,16 +104,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except TimeoutError as exc:
             raise httpx.ReadTimeout(str(exc) or "read timed out") from exc
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """The httpx transport interface, over `exchange`."""
-        spec = request.extensions.get("timeout") or {}
-        timeouts = (spec.get("connect") or 5.0, spec.get("read") or 5.0)
-        headers = {key: value for key, value in request.headers.multi_items() if key != "accept-encoding"}
-        answer = await self.exchange(
-            request.method, str(request.url), headers, request.content or None, timeouts=timeouts
-        )
-        return as_httpx_response(answer, request=request)
-
     async def aclose(self) -> None:
         """Close the pool."""
         if self._session is not None:
@@ -122,12 +111,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
             # Let aiohttp's transports finish closing before the loop may stop.
             await asyncio.sleep(0)
-
-
-def as_httpx_response(answer: Answer, *, request: httpx.Request | None = None) -> httpx.Response:
-    """The answer as an httpx.Response; its body is decoded already, so httpx must not decode it again."""
-    headers = [(k, v) for k, v in answer.headers.items() if k.lower() not in ("content-encoding", "transfer-encoding")]
-    return httpx.Response(answer.status, headers=headers, content=answer.body, request=request)
 
 
 def httpx_exchange(transport: httpx.AsyncBaseTransport) -> Exchange:
