@@ -19,7 +19,7 @@ from comm.events.models import (
     derived_event_id,
     encode_event,
 )
-from comm.events.timestamps import format_timestamp, parse_timestamp
+from comm.events.timestamps import format_event_timestamp, parse_event_timestamp
 
 USER = uuid.UUID("0b5c3a1e-8f0d-4c2b-9a51-6f7e8d9c0a1b")
 POST = uuid.UUID("5e7d1c20-3b4a-4f6e-8d9c-0a1b2c3d4e5f")
@@ -100,8 +100,8 @@ def test_comment_created_from_a_seed_producer_with_an_author_is_approved() -> No
     ],
 )
 def test_timestamps_are_written_as_chrono_autosi(micros: int, text: str) -> None:
-    assert format_timestamp(datetime(2026, 11, 29, 12, 0, 0, micros, tzinfo=UTC)) == text
-    assert parse_timestamp(text) == datetime(2026, 11, 29, 12, 0, 0, micros, tzinfo=UTC)
+    assert format_event_timestamp(datetime(2026, 11, 29, 12, 0, 0, micros, tzinfo=UTC)) == text
+    assert parse_event_timestamp(text) == datetime(2026, 11, 29, 12, 0, 0, micros, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -114,12 +114,12 @@ def test_timestamps_are_written_as_chrono_autosi(micros: int, text: str) -> None
     ],
 )
 def test_timestamps_accept_any_offset_and_normalise_to_utc(text: str) -> None:
-    assert parse_timestamp(text) == datetime(2026, 11, 29, 12, 0, 0, 500000, tzinfo=UTC)
+    assert parse_event_timestamp(text) == datetime(2026, 11, 29, 12, 0, 0, 500000, tzinfo=UTC)
 
 
 def test_aware_datetimes_in_another_zone_are_written_in_utc() -> None:
     paris = datetime(2026, 11, 29, 13, 0, tzinfo=timezone(timedelta(hours=1)))
-    assert format_timestamp(paris) == "2026-11-29T12:00:00Z"
+    assert format_event_timestamp(paris) == "2026-11-29T12:00:00Z"
 
 
 @pytest.mark.parametrize(
@@ -127,7 +127,7 @@ def test_aware_datetimes_in_another_zone_are_written_in_utc() -> None:
 )
 def test_timestamps_that_chrono_would_refuse_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="RFC 3339"):
-        parse_timestamp(text)
+        parse_event_timestamp(text)
 
 
 def test_naive_datetimes_are_refused() -> None:

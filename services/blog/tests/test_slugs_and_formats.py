@@ -6,7 +6,7 @@ import pytest
 
 from blog.schemas import PostIn
 from blog.slugs import slugify, with_suffix
-from comm.timestamps import format_timestamp
+from comm.timestamps import format_api_timestamp
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_suffixes_differ() -> None:
     ],
 )
 def test_timestamps_always_carry_milliseconds_and_z(moment: datetime, text: str) -> None:
-    assert format_timestamp(moment) == text
+    assert format_api_timestamp(moment) == text
 
 
 def test_tag_lists_are_stripped_deduplicated_and_sorted() -> None:

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from comm.timestamps import format_timestamp as format_api_timestamp
+from comm.timestamps import format_api_timestamp
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from comm.events.models import derived_event_id
-from comm.events.timestamps import format_timestamp
+from comm.events.timestamps import format_event_timestamp
 
 # Headers the broker adds on dead-lettering and redelivery; a republished copy starts without them.
 _BROKER_HEADERS = (
@@ -67,7 +67,7 @@ def _copy(message: AbstractIncomingMessage, *, headers: dict[str, Any]) -> aio_p
 def _failure_headers(message: AbstractIncomingMessage, *, error: str, attempts: int, queue: str) -> dict[str, Any]:
     """The message's headers plus the failure record: the first failure kept, the latest error and count set."""
     headers = {key: value for key, value in (message.headers or {}).items() if key not in _BROKER_HEADERS}
-    now = format_timestamp(datetime.now(UTC))
+    now = format_event_timestamp(datetime.now(UTC))
     headers.setdefault("x-first-failed-at", now)
     headers.setdefault("x-routing-key", message.type or message.routing_key)
     headers.update({"x-attempts": attempts, "x-error": error[:2000], "x-last-failed-at": now, "x-queue": queue})

@@ -12,7 +12,7 @@ _RFC3339 = re.compile(
 )
 
 
-def format_timestamp(value: datetime) -> str:
+def format_event_timestamp(value: datetime) -> str:
     """RFC 3339 in UTC with `Z`; no fraction when whole, else the shortest of 3 or 6 digits that is exact."""
     utc = value.astimezone(UTC)
     whole = utc.strftime("%Y-%m-%dT%H:%M:%S")
@@ -24,7 +24,7 @@ def format_timestamp(value: datetime) -> str:
     return f"{whole}.{micros:06d}Z"
 
 
-def parse_timestamp(value: Any) -> datetime:
+def parse_event_timestamp(value: Any) -> datetime:
     """An aware UTC datetime from RFC 3339 text as chrono's relaxed parser takes it (up to 9 fractional digits)."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
@@ -42,5 +42,7 @@ def parse_timestamp(value: Any) -> datetime:
     return parsed.astimezone(UTC)
 
 
-Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp), PlainSerializer(format_timestamp, return_type=str)]
+Timestamp = Annotated[
+    datetime, BeforeValidator(parse_event_timestamp), PlainSerializer(format_event_timestamp, return_type=str)
+]
 """A `DateTime<Utc>` field: parsed leniently as chrono does, written exactly as chrono does."""
