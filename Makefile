@@ -37,7 +37,7 @@ fmt: install ## Format and autofix
 	$(UV) run --frozen ruff check --fix .
 
 run: install ## Start the five apps as local processes (needs PostgreSQL and RabbitMQ); Ctrl-C stops them
-	$(UV) run --frozen python -m comm.preflight
+	$(UV) run --frozen python -m comm.preflight $(SERVICES)
 	$(UV) run --frozen honcho start -f Procfile
 
 up: ## docker compose up --build

@@ -1,13 +1,14 @@
-"""`python -m comm.preflight`: before `make run`, check that PostgreSQL and RabbitMQ answer, and say what is missing.
+"""`python -m comm.preflight auth blog ...`: before `make run`, check that PostgreSQL and RabbitMQ answer.
 
-It reads the same settings the apps read (each service's database URL, RABBITMQ_URL) and exits non-zero with
-one line per missing server and the command that starts it on a Debian machine.
+It reads each named service's own settings class (`<service>.settings`), so it checks exactly the database URL and
+RABBITMQ_URL the apps will use, defaults included, and exits non-zero with one line per missing server and the
+command that starts it on a Debian machine. The Makefile names the services; the library knows none of them.
 """
 
 import asyncio
-import os
+import importlib
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 
 import aio_pika
 import asyncpg
@@ -15,7 +16,6 @@ from sqlalchemy import make_url
 
 from comm.settings import CommSettings
 
-SERVICES = ("auth", "blog", "user", "comment")
 HINTS = {
     "PostgreSQL": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
     "   (or: docker compose up postgres)",
@@ -42,17 +42,28 @@ async def _rabbitmq(url: str) -> None:
     await connection.close()
 
 
-async def preflight() -> list[str]:
+def service_settings(package: str) -> CommSettings:
+    """The settings a service reads, from its own class in `<package>.settings`."""
+    module = importlib.import_module(f"{package}.settings")
+    (settings,) = (
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, CommSettings) and value.__module__ == module.__name__
+    )
+    return settings()
+
+
+async def preflight(packages: Sequence[str]) -> list[str]:
     """One message per missing server; empty when everything answers."""
-    settings = CommSettings()
-    urls = {os.environ.get(f"{s.upper()}_DATABASE_URL", f"postgresql://postgres@localhost:5432/{s}") for s in SERVICES}
+    services = [service_settings(package) for package in packages]
+    urls = {url for settings in services if (url := getattr(settings, "database_url", None))}  # gateway: none
     checks = [_check("PostgreSQL", _postgres(url)) for url in sorted(urls)]
-    checks.append(_check("RabbitMQ", _rabbitmq(settings.rabbitmq_url)))
+    checks += [_check("RabbitMQ", _rabbitmq(url)) for url in sorted({s.rabbitmq_url for s in services})]
     return sorted({problem for problem in await asyncio.gather(*checks) if problem})
 
 
 if __name__ == "__main__":
-    problems = asyncio.run(preflight())
+    problems = asyncio.run(preflight(sys.argv[1:]))
     for problem in problems:
         print(f"make run: {problem}", file=sys.stderr)
     sys.exit(1 if problems else 0)
