@@ -76,8 +76,7 @@ async def list_comments(db: ReadPool, *, post_id: uuid.UUID, limit: int, offset:
 
 async def get_comment(session: AsyncSession, *, comment_id: uuid.UUID, identity: Identity) -> CommentOut:
     """An approved comment for anyone; a pending or rejected one only for its author or a moderator."""
-    async with session.begin():
-        comment = await session.get(Comment, comment_id)
+    comment = await session.get(Comment, comment_id)
     if comment is None or not _may_see(comment, identity):
         raise CommentNotFound()
     return CommentOut.model_validate(comment)
@@ -99,14 +98,26 @@ async def delete_comment(session: AsyncSession, *, post_id: uuid.UUID, number: i
 
 
 async def list_pending(session: AsyncSession, *, limit: int, offset: int) -> CommentPage:
-    """The moderation queue: pending comments of every post, oldest first, and their total."""
+    """The moderation queue: pending comments of every post, oldest first, and their total.
+
+    The total rides on the page's rows (`count(*) OVER ()`), so both come from one statement's snapshot: the read
+    session is in autocommit, where two statements would see two snapshots (a BEGIN would not change that under
+    READ COMMITTED).
+    """
     pending = Comment.status == "pending"
-    async with session.begin():
-        total = await session.scalar(select(func.count()).select_from(Comment).where(pending))
-        rows = await session.execute(
-            _with_authors(pending).order_by(Comment.created_at, Comment.number).limit(limit).offset(offset)
-        )
-        return CommentPage(comments=[_out(row._mapping) for row in rows], total=total or 0)
+    page = (
+        _with_authors(pending)
+        .add_columns(func.count().over().label("total"))
+        .order_by(Comment.created_at, Comment.number)
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = (await session.execute(page)).mappings().all()
+    if rows:
+        return CommentPage(comments=[_out(row) for row in rows], total=rows[0]["total"])
+    # Past the last page (or an empty queue): the total alone.
+    total = await session.scalar(select(func.count()).select_from(Comment).where(pending)) if offset else 0
+    return CommentPage(comments=[], total=total or 0)
 
 
 def _with_authors(which: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
