@@ -21,6 +21,7 @@ from sqlalchemy import BigInteger, Column, Integer, Label, MetaData, String, Tab
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from comm.events.broker import queue_name
 from comm.events.consumer import Consumer, EventMeta
 from comm.events.models import ProfileUpdated
 from comm.settings import CommSettings
@@ -95,7 +96,7 @@ async def apply_profile(session: AsyncSession, authors: Table, event: ProfileUpd
 
 def authors_queue(queue_prefix: str) -> str:
     """The queue `profile.updated` reaches a service's read model through."""
-    return f"{queue_prefix}.authors"
+    return queue_name(queue_prefix, "authors")
 
 
 def authors_consumer(

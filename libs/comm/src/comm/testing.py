@@ -27,6 +27,7 @@ import uvicorn
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from comm.events.broker import queue_name
 from comm.events.testing import delete_topology
 from comm.settings import CommSettings
 
@@ -118,7 +119,7 @@ QUEUES = {  # concerns, under the prefix
 
 def queue_names(prefix: str) -> list[str]:
     """The consumer queues the apps declare under `<SERVICE>_QUEUE_PREFIX=<prefix>.<service>`."""
-    return [f"{prefix}.{service}.{concern}" for service, concerns in QUEUES.items() for concern in concerns]
+    return [queue_name(f"{prefix}.{service}", concern) for service, concerns in QUEUES.items() for concern in concerns]
 
 
 @dataclass(kw_only=True)

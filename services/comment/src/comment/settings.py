@@ -3,6 +3,7 @@
 from pydantic_settings import SettingsConfigDict
 
 from comm.authors import authors_queue
+from comm.events.broker import queue_name
 from comm.settings import CommSettings
 
 
@@ -23,7 +24,7 @@ class CommentSettings(CommSettings):
     @property
     def post_cleanup_queue(self) -> str:
         """The queue whose handler deletes a deleted post's comments."""
-        return f"{self.queue_prefix}.post-cleanup"
+        return queue_name(self.queue_prefix, "post-cleanup")
 
     @property
     def authors_queue(self) -> str:

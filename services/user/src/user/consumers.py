@@ -10,6 +10,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from comm.events.broker import queue_name
 from comm.events.consumer import Consumer, EventMeta
 from comm.events.models import CommentCreated, CommentDeleted, CommentModerated, UserCreated, UserUpdated
 from user import comment_counts, service
@@ -74,11 +75,11 @@ async def _count_changed(session: AsyncSession, author_id: uuid.UUID | None, *, 
 
 
 def profile_sync_queue(settings: UserSettings) -> str:
-    return f"{settings.queue_prefix}.profile-sync"
+    return queue_name(settings.queue_prefix, "profile-sync")
 
 
 def comment_counts_queue(settings: UserSettings) -> str:
-    return f"{settings.queue_prefix}.comment-counts"
+    return queue_name(settings.queue_prefix, "comment-counts")
 
 
 def build_consumers(settings: UserSettings, sessionmaker: async_sessionmaker[AsyncSession]) -> list[Consumer]:

@@ -48,6 +48,11 @@ QUORUM: dict[str, Any] = {"x-queue-type": "quorum"}
 SAFE_DEAD_LETTERING: dict[str, Any] = {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
 
 
+def queue_name(prefix: str, concern: str) -> str:
+    """A consumer's queue, `<prefix>.<concern>` (`user.profile-sync`): the one way every queue name is built."""
+    return f"{prefix}.{concern}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Topology:
     """The names derived from the events exchange; a test passes a unique exchange name to run isolated."""
