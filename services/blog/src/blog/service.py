@@ -7,6 +7,7 @@ a public post changes, `post.deleted` on every delete (drafts too: a comment may
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -60,7 +61,7 @@ async def update_post(session: AsyncSession, *, post_id: uuid.UUID, user_id: uui
             if (category.id if category else None) != post.category_id:
                 changes["category_id"] = category.id if category else None
         if changes:
-            write = _updater(session, post.id, {**changes, "updated_at": func.now()})
+            write = partial(_update, session, post.id, {**changes, "updated_at": func.now()})
             if slugify(changes.get("title", post.title)) != slugify(post.title):
                 post = await _under_free_slug(session, title=changes["title"], write=write)
             else:
@@ -79,7 +80,7 @@ async def publish_post(session: AsyncSession, *, post_id: uuid.UUID, user_id: uu
     async with session.begin():
         post = await _own_post(session, post_id=post_id, user_id=user_id)
         if post.published_at is None:
-            post = await _updater(session, post.id, {"published_at": func.now()})(post.slug)
+            post = await _update(session, post.id, {"published_at": func.now()}, post.slug)
             await add_event(session, _published(post))
         category = await _category_by_id(session, post.category_id)
         favorited = await _favorited(session, post_id=post.id, user_id=user_id)
@@ -103,7 +104,7 @@ async def set_favorite(session: AsyncSession, *, post_id: uuid.UUID, user_id: uu
         else:
             await session.execute(delete(Favorite).where(Favorite.post_id == post.id, Favorite.user_id == user_id))
         count = select(func.count()).where(Favorite.post_id == post.id).scalar_subquery()
-        post = await _updater(session, post.id, {"favorites_count": count})(post.slug)
+        post = await _update(session, post.id, {"favorites_count": count}, post.slug)
         category = await _category_by_id(session, post.category_id)
     return to_out(post, category, favorite)
 
@@ -151,13 +152,9 @@ async def _under_free_slug(session: AsyncSession, *, title: str, write: Callable
     raise NoFreeSlug()
 
 
-def _updater(session: AsyncSession, post_id: uuid.UUID, values: dict[str, Any]) -> Callable[[str], Awaitable[Post]]:
-    """`write(slug)` for `_under_free_slug`: update the post with `values` and that slug."""
-
-    async def write(slug: str) -> Post:
-        return await _returning(session, update(Post).where(Post.id == post_id).values(slug=slug, **values))
-
-    return write
+async def _update(session: AsyncSession, post_id: uuid.UUID, values: dict[str, Any], slug: str) -> Post:
+    """Update the post with `values` and `slug` (the last, so `partial(_update, ...)` is a `_under_free_slug` write)."""
+    return await _returning(session, update(Post).where(Post.id == post_id).values(slug=slug, **values))
 
 
 async def _returning(session: AsyncSession, statement: Any) -> Post:
