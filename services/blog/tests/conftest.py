@@ -18,9 +18,8 @@ from comm.events.testing import delete_topology
 from comm.testing import serve, temporary_database, unique_name
 from comm.tokens import HEADER, Identity, InternalTokens
 
-GATEWAY = InternalTokens(
-    secret=BlogSettings().internal_token_secret.get_secret_value(), service="gateway", ttl_seconds=60
-)
+SECRET = "blog-tests-internal-token-secret-0123456789"  # the suite's own: nothing is read from the environment
+GATEWAY = InternalTokens(secret=SECRET, service="gateway", ttl_seconds=60)
 
 
 def internal_headers(user_id: uuid.UUID | None = None, roles: frozenset[str] = frozenset()) -> dict[str, str]:
@@ -39,6 +38,7 @@ async def database_url() -> AsyncIterator[str]:
 async def settings(database_url: str) -> AsyncIterator[BlogSettings]:
     settings = BlogSettings(
         database_url=database_url,
+        internal_token_secret=SECRET,
         events_exchange=unique_name("test.blog.events"),
         queue_prefix=unique_name("test.blog"),
         events_retry_delay_seconds=0.2,
