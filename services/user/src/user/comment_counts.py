@@ -10,6 +10,7 @@ that index scan but must be recomputed from the same rows in every transaction, 
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from enum import IntEnum
 
 from sqlalchemy import ColumnElement, ScalarSelect, and_, func, literal_column, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
@@ -18,8 +19,13 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from user.models import CommentState
 
-# Status event kinds: on equal timestamps a moderation wins over the creation.
-CREATED, MODERATED = 0, 1
+
+class StatusEvent(IntEnum):
+    """The events that set a comment's status, ranked (stored as `status_rank`): on equal timestamps a moderation
+    wins over the creation."""
+
+    CREATED = 0
+    MODERATED = 1
 
 
 async def apply_status(
@@ -29,7 +35,7 @@ async def apply_status(
     author_id: uuid.UUID | None,
     status: str,
     at: datetime,
-    kind: int,
+    kind: StatusEvent,
 ) -> bool:
     """Record a status from `comment.created` or `comment.moderated` unless a newer one is already there (helper).
 

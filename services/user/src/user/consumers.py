@@ -21,14 +21,14 @@ from user.settings import UserSettings
 async def on_user_created(session: AsyncSession, event: UserCreated, meta: EventMeta) -> None:
     """A new user: create the profile (or let a newer identity already applied stand)."""
     await service.apply_identity(
-        session, user_id=event.user_id, username=event.username, at=event.timestamp, kind=service.CREATED
+        session, user_id=event.user_id, username=event.username, at=event.timestamp, kind=service.IdentityEvent.CREATED
     )
 
 
 async def on_user_updated(session: AsyncSession, event: UserUpdated, meta: EventMeta) -> None:
     """A rename: apply it if it is the newest identity seen for the user."""
     await service.apply_identity(
-        session, user_id=event.user_id, username=event.username, at=event.timestamp, kind=service.UPDATED
+        session, user_id=event.user_id, username=event.username, at=event.timestamp, kind=service.IdentityEvent.UPDATED
     )
 
 
@@ -41,7 +41,7 @@ async def on_comment_created(session: AsyncSession, event: CommentCreated, meta:
         author_id=event.author_id,
         status=event.status,
         at=event.timestamp,
-        kind=comment_counts.CREATED,
+        kind=comment_counts.StatusEvent.CREATED,
     )
     await _count_changed(session, event.author_id, recorded=recorded)
 
@@ -55,7 +55,7 @@ async def on_comment_moderated(session: AsyncSession, event: CommentModerated, m
         author_id=event.author_id,
         status=event.status,
         at=event.timestamp,
-        kind=comment_counts.MODERATED,
+        kind=comment_counts.StatusEvent.MODERATED,
     )
     await _count_changed(session, event.author_id, recorded=recorded)
 

@@ -9,6 +9,7 @@ on its way, loses to the user who holds it now.
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
+from enum import IntEnum
 from typing import Any
 
 import asyncpg
@@ -24,8 +25,13 @@ from user.models import Follow, Profile
 from user.profile_events import lock_profile, publish_profile
 from user.schemas import Lookup, ProfileOut, ProfileUpdateIn
 
-# Identity event kinds: on equal timestamps an update wins over a creation.
-CREATED, UPDATED = 0, 1
+
+class IdentityEvent(IntEnum):
+    """The events that set a profile's identity, ranked (stored with their timestamp): on equal timestamps an update
+    wins over a creation."""
+
+    CREATED = 0
+    UPDATED = 1
 
 
 async def get_profile(db: ReadPool, *, user_id: uuid.UUID, viewer_id: uuid.UUID | None) -> ProfileOut:
@@ -116,7 +122,9 @@ async def followed_ids(db: ReadPool, *, user_id: uuid.UUID) -> list[uuid.UUID]:
     return [row[0] for row in await FOLLOWED_IDS.fetch(db, user_id=user_id)]
 
 
-async def apply_identity(session: AsyncSession, *, user_id: uuid.UUID, username: str, at: datetime, kind: int) -> None:
+async def apply_identity(
+    session: AsyncSession, *, user_id: uuid.UUID, username: str, at: datetime, kind: IdentityEvent
+) -> None:
     """Upsert the username from an identity event if the event is newer than the one applied last (helper).
 
     Order-tolerant and idempotent: an older or repeated event changes nothing, an `updated` before its `created`
