@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import asyncpg
 from alembic import command, context
@@ -69,6 +69,25 @@ async def open_database(
     app.state.read_pool = ReadPool(url, size=read_pool_size)
     stack.push_async_callback(app.state.read_pool.close)
     return engine
+
+
+class DatabaseSettings(Protocol):
+    """What a service with a database reads for it (`<P>DATABASE_URL`, `<P>DATABASE_POOL_SIZE`, ...)."""
+
+    database_url: str
+    database_pool_size: int
+    database_read_pool_size: int
+
+
+async def open_service_database(stack: AsyncExitStack, app: FastAPI, settings: DatabaseSettings) -> AsyncEngine:
+    """`open_database` as every service's lifespan calls it: URL and pool sizes from its settings."""
+    return await open_database(
+        stack,
+        app,
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        read_pool_size=settings.database_read_pool_size,
+    )
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

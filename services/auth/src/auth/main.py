@@ -10,7 +10,7 @@ from auth.routes import public, router
 from auth.settings import AuthSettings
 from auth.signing import TokenSigner
 from comm.bootstrap import service_app
-from comm.db import open_database
+from comm.db import open_service_database
 from comm.events.relay import OutboxRelay
 
 
@@ -21,13 +21,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:  # closed in reverse: relay, then engine
-            engine = await open_database(
-                stack,
-                app,
-                settings.database_url,
-                pool_size=settings.database_pool_size,
-                read_pool_size=settings.database_read_pool_size,
-            )
+            engine = await open_service_database(stack, app, settings)
             relay = OutboxRelay(engine=engine, settings=settings)
             await relay.start()
             stack.push_async_callback(relay.stop)

@@ -9,7 +9,7 @@ from blog.consumers import build_consumers
 from blog.routes import router
 from blog.settings import BlogSettings
 from comm.bootstrap import service_app
-from comm.db import open_database
+from comm.db import open_service_database
 from comm.events.relay import OutboxRelay
 
 
@@ -20,13 +20,7 @@ def create_app(settings: BlogSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:  # closed in reverse: consumers, relay, then engine
-            engine = await open_database(
-                stack,
-                app,
-                settings.database_url,
-                pool_size=settings.database_pool_size,
-                read_pool_size=settings.database_read_pool_size,
-            )
+            engine = await open_service_database(stack, app, settings)
             relay = OutboxRelay(engine=engine, settings=settings)
             await relay.start()
             stack.push_async_callback(relay.stop)

@@ -6,7 +6,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from comm.bootstrap import service_app
-from comm.db import open_database
+from comm.db import open_service_database
 from comm.events.relay import OutboxRelay
 from comm.http.clients import BlogServiceClient
 from comment.consumers import authors, post_cleanup
@@ -22,13 +22,7 @@ def create_app(settings: CommentSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Started in order, stopped in reverse: consumers, relay, blog client, engine.
         async with AsyncExitStack() as stack:
-            engine = await open_database(
-                stack,
-                app,
-                settings.database_url,
-                pool_size=settings.database_pool_size,
-                read_pool_size=settings.database_read_pool_size,
-            )
+            engine = await open_service_database(stack, app, settings)
             # One client per process: its breaker and connection pool are shared by every request.
             app.state.blog = await stack.enter_async_context(BlogServiceClient(settings=settings))
             relay = OutboxRelay(engine=engine, settings=settings)

@@ -6,7 +6,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from comm.bootstrap import service_app
-from comm.db import open_database
+from comm.db import open_service_database
 from comm.events.relay import OutboxRelay
 from user.consumers import build_consumers
 from user.routes import router
@@ -21,13 +21,7 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Started in order, stopped in reverse: consumers, relay (profile.updated), engine.
         async with AsyncExitStack() as stack:
-            engine = await open_database(
-                stack,
-                app,
-                settings.database_url,
-                pool_size=settings.database_pool_size,
-                read_pool_size=settings.database_read_pool_size,
-            )
+            engine = await open_service_database(stack, app, settings)
             relay = OutboxRelay(engine=engine, settings=settings)
             await relay.start()
             stack.push_async_callback(relay.stop)
