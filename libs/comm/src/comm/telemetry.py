@@ -74,7 +74,12 @@ def _install_process_globals(provider: TracerProvider) -> None:
 
 
 def install_log_trace_ids() -> None:
-    """Stamp the current trace and span ids on every log record made from now on (idempotent)."""
+    """Stamp the current trace and span ids on every log record made from now on (idempotent).
+
+    OpenTelemetry's logging instrumentation does the same with a record factory of its own; this one is kept
+    instead because it is ten lines, names the fields `trace_id` / `span_id` as the text and JSON lines
+    (comm.logs) and the log collectors use them, and needs no beta package pinned to the SDK's release.
+    """
     factory = logging.getLogRecordFactory()
     if not getattr(factory, "adds_trace_ids", False):
         logging.setLogRecordFactory(_with_trace_ids(factory))
