@@ -3,13 +3,14 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, status
 
 from auth import service
 from auth.passwords import Passwords
 from auth.schemas import AuthOut, LoginIn, RegisterIn, UpdateIn, UserOut, ValidateIn
 from auth.settings import AuthSettings
 from auth.signing import TokenSigner
+from comm.appstate import app_state
 from comm.callers import CurrentUserId
 from comm.db import ReadDatabase, ReadSession, Session
 from comm.tokens import CallerIdentity
@@ -18,24 +19,9 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 public = APIRouter(tags=["keys"])
 
 
-async def _settings(request: Request) -> AuthSettings:
-    settings: AuthSettings = request.app.state.settings
-    return settings
-
-
-async def _passwords(request: Request) -> Passwords:
-    passwords: Passwords = request.app.state.passwords
-    return passwords
-
-
-async def _signer(request: Request) -> TokenSigner:
-    signer: TokenSigner = request.app.state.signer
-    return signer
-
-
-Settings = Annotated[AuthSettings, Depends(_settings)]
-PasswordHasher = Annotated[Passwords, Depends(_passwords)]
-Signer = Annotated[TokenSigner, Depends(_signer)]
+Settings = Annotated[AuthSettings, Depends(app_state("settings", AuthSettings))]
+PasswordHasher = Annotated[Passwords, Depends(app_state("passwords", Passwords))]
+Signer = Annotated[TokenSigner, Depends(app_state("signer", TokenSigner))]
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)

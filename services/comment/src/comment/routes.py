@@ -3,8 +3,9 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, status
 
+from comm.appstate import app_state
 from comm.callers import SignedIn, is_moderator
 from comm.db import ReadDatabase, ReadSession, Session
 from comm.http.clients import BlogServiceClient
@@ -19,11 +20,6 @@ MAX_NUMBER = 2**63 - 1  # a bigint: anything larger is a 422 here, not an overfl
 MAX_OFFSET = 2**31 - 1
 
 
-async def _blog(request: Request) -> BlogServiceClient:
-    blog: BlogServiceClient = request.app.state.blog
-    return blog
-
-
 async def _moderator(identity: SignedIn) -> uuid.UUID:
     """The moderator's user id; 401 without a user, 403 without the moderator or admin role."""
     if identity.user_id is None or not is_moderator(identity):
@@ -31,7 +27,7 @@ async def _moderator(identity: SignedIn) -> uuid.UUID:
     return identity.user_id
 
 
-Blog = Annotated[BlogServiceClient, Depends(_blog)]
+Blog = Annotated[BlogServiceClient, Depends(app_state("blog", BlogServiceClient))]
 ModeratorId = Annotated[uuid.UUID, Depends(_moderator)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from comm.appstate import app_state
 from gateway.identity import TokenValidator
 from gateway.ratelimit import RateLimiter
 from gateway.upstreams import AuthClient, BlogClient, CommentClient, UserClient
@@ -28,27 +29,12 @@ class UpstreamClients:
             await client.aclose()
 
 
-async def _upstreams(request: Request) -> UpstreamClients:
-    upstreams: UpstreamClients = request.app.state.upstreams
-    return upstreams
-
-
-async def _limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.rate_limiter
-    return limiter
-
-
-async def _validator(request: Request) -> TokenValidator:
-    validator: TokenValidator = request.app.state.token_validator
-    return validator
-
-
 async def client_address(request: Request) -> str:
     """The client's address, as the rate limits key it (behind a proxy, run uvicorn with --proxy-headers)."""
     return request.client.host if request.client else "unknown"
 
 
-Upstreams = Annotated[UpstreamClients, Depends(_upstreams)]
-Limiter = Annotated[RateLimiter, Depends(_limiter)]
-Validator = Annotated[TokenValidator, Depends(_validator)]
+Upstreams = Annotated[UpstreamClients, Depends(app_state("upstreams", UpstreamClients))]
+Limiter = Annotated[RateLimiter, Depends(app_state("rate_limiter", RateLimiter))]
+Validator = Annotated[TokenValidator, Depends(app_state("token_validator", TokenValidator))]
 ClientAddress = Annotated[str, Depends(client_address)]
