@@ -140,10 +140,9 @@ class LocalApps:
         return f"http://127.0.0.1:{self.ports[service]}"
 
     def metrics_url(self, service: str) -> str:
-        """Where an app serves its metrics: on its own port, but the gateway's on its metrics port."""
-        if service == "gateway":
-            return f"http://127.0.0.1:{self.env['GATEWAY_METRICS_PORT']}/metrics"
-        return f"{self.url(service)}/metrics"
+        """Where an app serves its metrics: on `<SERVICE>_METRICS_PORT` when it has one (a public app), else its own."""
+        port = self.env.get(f"{service.upper()}_METRICS_PORT")
+        return f"http://127.0.0.1:{port}/metrics" if port else f"{self.url(service)}/metrics"
 
     @property
     def gateway(self) -> str:
