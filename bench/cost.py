@@ -6,7 +6,8 @@ a reader who follows the three, favorites, comments. Then every target below, in
 (A B C ..., then ... C B A), in two modes:
 
 - closed loop: wrk, 32 connections: throughput, latency, errors (any non-2xx answer or socket error), and the CPU
-  time each app spent per request (from /proc; PostgreSQL not counted), summed over the apps. That sum divided by
+  time each app spent per request (from /proc; PostgreSQL not counted), summed over the apps, and the kernel's
+  share of it (sockets, epoll, scheduling: what talking between processes costs). That sum divided by
   the bare endpoint's CPU per request is "x bare", the figure to hold: absolute times vary between machines and
   runs by a third, ratios within one run much less;
 - open loop: each target at half its closed-loop throughput, latency counted from each request's scheduled send
@@ -37,7 +38,7 @@ from typing import Any
 import httpx
 from loadgen import Generator, Result, pinned, wrk
 from spy import profile
-from stack import LOAD_CORE, Apps, bare_app, cpu_seconds, load_average, running_stack
+from stack import LOAD_CORE, Apps, bare_app, cpu_seconds, cpu_split, load_average, running_stack
 
 from comm.http.clients import AuthServiceClient
 from comm.settings import CommSettings
@@ -191,6 +192,9 @@ class Meter:
     def cpu(self) -> dict[str, float]:
         return {**self.apps.cpu_seconds(), "bare": cpu_seconds(self.bare_pid)}
 
+    def kernel(self) -> float:
+        return self.apps.kernel_seconds() + cpu_split(self.bare_pid)[1]
+
     async def closed(self, target: Target, seconds: float) -> Result:
         """wrk on the load core; its default 2 s timeout would count a saturated path's slowest answers as errors."""
         run = partial(
@@ -203,10 +207,11 @@ class Meter:
             timeout=10,
             body=target.body,
         )
-        before = self.cpu()
+        before, kernel = self.cpu(), self.kernel()
         result = await asyncio.to_thread(run)
         after, requests = self.cpu(), max(1.0, result.rps * seconds)
-        return replace(result, cpu_ms={app: 1000 * (after[app] - before[app]) / requests for app in before})
+        spent = {app: 1000 * (after[app] - before[app]) / requests for app in before}
+        return replace(result, cpu_ms=spent, kernel_ms=1000 * (self.kernel() - kernel) / requests)
 
     async def opened(self, target: Target, *, rate: float, seconds: float) -> Result:
         run = partial(self.generator.run, target.url, target.headers(), seconds=seconds, rate=rate, body=target.body)
@@ -234,7 +239,8 @@ def middle(results: list[Result], key: Callable[[Result], float]) -> Result:
 def report(closed: dict[str, list[Result]], opened: dict[str, list[Result]], rates: dict[str, float]) -> float:
     """The table: one line per target, its median round by CPU; returns the unit (the bare endpoint's ms)."""
     unit = statistics.median(cost(r) for r in closed["bare"])
-    print(f"\n{'target':<32}{'CPU ms':>8}{'x bare':>8}{'req/s':>8}{'errors':>7}   open loop at half load: p50 / p99 ms")
+    columns = f"{'CPU ms':>8}{'x bare':>8}{'kernel':>7}{'req/s':>8}{'errors':>7}"
+    print(f"\n{'target':<32}{columns}   open loop, half load: p50 / p99 ms")
     for name, results in closed.items():
         chosen = middle(results, cost)
         errors = sum(r.errors for r in results)
@@ -243,7 +249,8 @@ def report(closed: dict[str, list[Result]], opened: dict[str, list[Result]], rat
         verdict = "" if goal is None else f"  (goal <= {goal:g}x: {'met' if ratio <= goal else 'MISSED'})"
         o = middle(opened[name], lambda r: r.p50_ms)
         rps = statistics.median(r.rps for r in results)
-        line = f"{name:<32}{cost(chosen):>8.2f}{ratio:>7.1f}x{rps:>8.0f}{errors:>7}"
+        kernel = f"{100 * chosen.kernel_ms / cost(chosen):.0f}%"
+        line = f"{name:<32}{cost(chosen):>8.2f}{ratio:>7.1f}x{kernel:>7}{rps:>8.0f}{errors:>7}"
         print(f"{line}   at {rates[name]:>5.0f}/s: {o.p50_ms:6.2f} / {o.p99_ms:7.2f}{verdict}")
         parts = sorted(((a, ms) for a, ms in chosen.cpu_ms.items() if ms >= 0.02 and a != "bare"), key=lambda x: -x[1])
         if len(parts) > 1:

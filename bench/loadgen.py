@@ -27,6 +27,7 @@ class Result:
     p99_ms: float
     errors: int
     cpu_ms: dict[str, float] = field(default_factory=dict)  # per request, per app (bench/cost.py's closed loop)
+    kernel_ms: float = 0.0  # of which in the kernel, summed over the apps
 
 
 def pinned(core: int) -> list[str]:

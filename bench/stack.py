@@ -27,8 +27,14 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a process has used so far: what its requests cost, whatever else the machine runs."""
+    user, system = cpu_split(pid)
+    return user + system
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """CPU time a process has used so far in user space and in the kernel (sockets, epoll, scheduling)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS  # utime, stime
 
 
 @dataclass(kw_only=True)
@@ -45,6 +51,14 @@ class Apps(LocalApps):
         for service, process in self.processes.items():
             with contextlib.suppress(OSError):
                 spent[service] = cpu_seconds(process.pid)
+        return spent
+
+    def kernel_seconds(self) -> float:
+        """The kernel's part of the apps' CPU time so far, summed."""
+        spent = 0.0
+        for process in self.processes.values():
+            with contextlib.suppress(OSError):
+                spent += cpu_split(process.pid)[1]
         return spent
 
 
