@@ -8,7 +8,7 @@ event loop too.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
+from comm.appstate import app_state
 from comm.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ async def open_database(
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     app.state.read_sessionmaker = create_sessionmaker(app.state.read_engine)
-    app.state.read_pool = ReadPool(url, size=read_pool_size)
+    app.state.read_pool = await ReadPool.open(url, size=read_pool_size)
     stack.push_async_callback(app.state.read_pool.close)
     return engine
 
@@ -142,49 +143,39 @@ class ReadPool:
     read); asyncpg's pool drops the broken connection and opens a new one for the next read.
     """
 
-    def __init__(self, url: str, *, size: int) -> None:
-        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        self._pool = asyncpg.create_pool(dsn, min_size=0, max_size=size, reset=_keep_session)
-        self._ready = False
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
 
-    async def _open(self) -> asyncpg.Pool:
-        if not self._ready:  # the pool opens no connection (min_size=0): this cannot fail on a database that is down
-            await self._pool
-            self._ready = True
-        return self._pool
+    @classmethod
+    async def open(cls, url: str, *, size: int) -> "ReadPool":
+        """The pool for `url`; it opens no connection yet (`min_size=0`), so a database that is down cannot fail it."""
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        return cls(await asyncpg.create_pool(dsn, min_size=0, max_size=size, reset=_keep_session))
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        try:
-            rows: list[asyncpg.Record] = await (await self._open()).fetch(sql, *args)
-        except CONNECTION_LOST as exc:
-            raise DatabaseUnavailable from exc
+        rows: list[asyncpg.Record] = await self._run(self._pool.fetch, sql, args)
         return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        try:
-            row: asyncpg.Record | None = await (await self._open()).fetchrow(sql, *args)
-        except CONNECTION_LOST as exc:
-            raise DatabaseUnavailable from exc
+        row: asyncpg.Record | None = await self._run(self._pool.fetchrow, sql, args)
         return row
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._run(self._pool.fetchval, sql, args)
+
+    @staticmethod
+    async def _run(method: Callable[..., Awaitable[Any]], sql: str, args: tuple[Any, ...]) -> Any:
         try:
-            return await (await self._open()).fetchval(sql, *args)
+            return await method(sql, *args)
         except CONNECTION_LOST as exc:
             raise DatabaseUnavailable from exc
 
     async def close(self) -> None:
-        if self._ready:
-            await self._pool.close()
+        await self._pool.close()
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """A read leaves nothing to reset (see ReadPool)."""
-
-
-async def get_read_pool(request: Request) -> ReadPool:
-    pool: ReadPool = request.app.state.read_pool
-    return pool
 
 
 # What asyncpg raises when a connection breaks or the server ends it (pg_terminate_backend, a restart).
@@ -231,7 +222,7 @@ _ASYNCPG = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
 Session = Annotated[AsyncSession, Depends(get_session)]
 ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
-ReadDatabase = Annotated[ReadPool, Depends(get_read_pool)]
+ReadDatabase = Annotated[ReadPool, Depends(app_state("read_pool", ReadPool))]
 
 
 async def ensure_database(url: str) -> None:

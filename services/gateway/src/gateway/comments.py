@@ -90,14 +90,9 @@ async def _every_comment(upstreams: Upstreams, post_id: uuid.UUID, *, identity: 
             for offset in range(COMMENTS_PAGE, first.total, COMMENTS_PAGE)
         )
     )
-    # A comment written meanwhile shifts the pages by one: it is listed once, by its id.
-    seen: set[uuid.UUID] = set()
-    every = []
-    for comment in (c for page in (first, *rest) for c in page.comments):
-        if comment.id not in seen:
-            seen.add(comment.id)
-            every.append(comment)
-    return every
+    # A comment written meanwhile shifts the pages by one: it is listed once, by its id, where it first came.
+    every = {comment.id: comment for page in (first, *rest) for comment in page.comments}
+    return list(every.values())
 
 
 async def delete_comment(upstreams: Upstreams, *, slug: str, number: int, viewer: Viewer) -> None:
