@@ -136,14 +136,6 @@ def test_tokens_are_reused_for_half_their_life() -> None:
     assert tokens.mint(audience="blog", identity=USER) != first
 
 
-def test_dev_secret_is_logged_at_setup(caplog: pytest.LogCaptureFixture) -> None:
-    setup_internal_tokens(FastAPI(), CommSettings(service_name="blog"))
-    assert "development INTERNAL_TOKEN_SECRET" in caplog.text
-    caplog.clear()
-    setup_internal_tokens(FastAPI(), CommSettings(service_name="blog", internal_token_secret=SECRET))
-    assert "development" not in caplog.text
-
-
 def test_a_verified_token_is_reused_until_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [time.time()]
     sender = InternalTokens(secret=SECRET, service="gateway", ttl_seconds=60, clock=lambda: now[0])

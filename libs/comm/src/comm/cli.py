@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import logging
 import logging.config
+import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ import uvicorn
 from comm.db import ensure_database, migrate
 from comm.errors import AppError
 from comm.logs import LogFormat, log_config
+from comm.settings import Environment
 from comm.telemetry import install_log_trace_ids
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,9 @@ class ServiceSettings(Protocol):
     log_format: LogFormat
     access_log: bool
     proxy_headers: bool
+    environment: Environment
+
+    def weak_secrets(self) -> list[str]: ...
 
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, None]]
@@ -47,6 +52,7 @@ def main(
     current = settings()
     logs = log_config(service=current.service_name, level=current.log_level, log_format=current.log_format)
     logging.config.dictConfig(logs)
+    _check_secrets(current)
     parser = argparse.ArgumentParser(prog=f"python -m {package}")
     sub = parser.add_subparsers(dest="command", required=True)
     database_url: str | None = getattr(current, "database_url", None)  # the gateway has no database
@@ -75,6 +81,17 @@ def main(
             asyncio.run((commands or {})[args.command][1](args))
         except AppError as exc:  # a refusal, not a crash: say why, no traceback
             parser.exit(1, f"{parser.prog} {args.command}: {exc.detail}\n")
+
+
+def _check_secrets(settings: ServiceSettings) -> None:
+    """Refuse to start in production with a missing or development secret (exit 1, naming each); warn in local."""
+    weak = settings.weak_secrets()
+    if not weak:
+        return
+    listed = "; ".join(weak)
+    if settings.environment == "production":
+        sys.exit(f"{settings.service_name}: ENVIRONMENT=production refuses to start: {listed}")
+    log.warning("%s: development secrets (refused with ENVIRONMENT=production): %s", settings.service_name, listed)
 
 
 async def _migrate(package: str, url: str) -> None:

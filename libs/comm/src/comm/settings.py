@@ -6,16 +6,44 @@ No name may take the shape of a variable Kubernetes injects for a Service (`AUTH
 `AUTH_SERVICE_HOST`, `AUTH_PORT_3001_TCP_ADDR`, ...): that is why a service listens on `<P>LISTEN_HOST` and
 `<P>LISTEN_PORT` rather than `<P>HOST` and `<P>PORT` (tests/test_k8s.py loads the settings with those variables).
 Nothing reads the environment at import time: `create_app(settings=None)` builds them.
+
+`ENVIRONMENT` says what kind of deployment this is. With `production` a service refuses to start when a secret is
+missing or a development value (comm.cli checks before anything else); with `local`, the
+default, it logs them as a warning. Every service's secrets are listed by `CommSettings.weak_secrets`.
 """
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+Environment = Literal["local", "production"]
+# Values shipped in this repository (settings defaults, docker-compose.yml, the broker's definitions, the k8s
+# placeholders) or that anyone would try first. A value containing "change-me" is a placeholder too.
+DEVELOPMENT_VALUES = frozenset(
+    {"guest", "postgres", "admin", "password", "secret", "blog", "auth", "user", "comment", "gateway"}
+)
+MIN_TOKEN_SECRET_LENGTH = 32  # 256 bits of HS256 key, as RFC 7518 asks
+
 
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
+
+
+def is_development_value(value: str) -> bool:
+    """Whether a secret is one shipped for development (or an obvious guess)."""
+    return value.lower() in DEVELOPMENT_VALUES or "change-me" in value.lower()
+
+
+def url_password_problem(url: str) -> str | None:
+    """What is wrong with the password in a database or broker URL, if anything."""
+    password = urlsplit(url).password
+    if not password:
+        return "has no password"
+    if is_development_value(password):
+        return "has a development password"
+    return None
 
 
 class CommSettings(BaseSettings):
@@ -24,6 +52,7 @@ class CommSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     service_name: str = "service"
+    environment: Environment = Field("local", validation_alias=_env("ENVIRONMENT"))
 
     # Downstreams.
     auth_service_url: str = Field("http://localhost:3001", validation_alias=_env("AUTH_SERVICE_URL"))
@@ -54,7 +83,7 @@ class CommSettings(BaseSettings):
     database_pool_size: int = Field(10, ge=1)
     database_read_pool_size: int = Field(10, ge=1)
 
-    # Identity between services (docs/architecture.md §3). The default is for development only and is logged as such.
+    # Identity between services (docs/architecture.md §3). The default is for development only (ENVIRONMENT).
     internal_token_secret: SecretStr = Field(
         SecretStr("dev-internal-token-secret-change-me-0123456789"),
         validation_alias=_env("INTERNAL_TOKEN_SECRET"),
@@ -85,3 +114,20 @@ class CommSettings(BaseSettings):
     # Observability (docs/architecture.md §5).
     otel_exporter_otlp_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+
+    def env_name(self, field: str) -> str:
+        """The variable a field of this service is read from under its prefix (`BLOG_DATABASE_URL`, ...)."""
+        return f"{self.model_config.get('env_prefix', '')}{field}".upper()
+
+    def weak_secrets(self) -> list[str]:
+        """One line per secret that is missing or a development value, naming its variable; subclasses add theirs."""
+        weak: list[str] = []
+        token_secret = self.internal_token_secret.get_secret_value()
+        if is_development_value(token_secret) or len(token_secret) < MIN_TOKEN_SECRET_LENGTH:
+            weak.append(f"INTERNAL_TOKEN_SECRET is a development value or shorter than {MIN_TOKEN_SECRET_LENGTH}")
+        if problem := url_password_problem(self.rabbitmq_url):
+            weak.append(f"RABBITMQ_URL {problem}")
+        database_url: str | None = getattr(self, "database_url", None)  # the gateway has no database
+        if database_url is not None and (problem := url_password_problem(database_url)):
+            weak.append(f"{self.env_name('database_url')} {problem}")
+        return weak

@@ -31,7 +31,6 @@ HEADER = "X-Internal-Token"
 ALGORITHM = "HS256"
 TOKEN_TYPE = "internal"
 LEEWAY_SECONDS = 5  # clock skew between hosts
-_DEV_SECRET: str = CommSettings.model_fields["internal_token_secret"].get_default().get_secret_value()
 _CACHE_LIMIT = 10_000
 
 
@@ -76,10 +75,6 @@ class InternalTokens:
     def service(self) -> str:
         """The service these tokens are issued by and verified for."""
         return self._service
-
-    @property
-    def uses_dev_secret(self) -> bool:
-        return self._secret == _DEV_SECRET
 
     def mint(self, *, audience: str, identity: Identity) -> str:
         """A token for calling `audience` on behalf of `identity`."""
@@ -153,8 +148,6 @@ class InternalTokens:
 def setup_internal_tokens(app: FastAPI, settings: CommSettings) -> InternalTokens:
     """Let the app's routes verify internal tokens (the `CallerIdentity` dependency)."""
     tokens = InternalTokens.from_settings(settings)
-    if tokens.uses_dev_secret:
-        log.warning("%s uses the development INTERNAL_TOKEN_SECRET: set a real one outside development", tokens.service)
     app.state.internal_tokens = tokens
     return tokens
 
