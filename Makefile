@@ -7,10 +7,10 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST := $(UV) run --frozen pytest
 SERVICES := $(notdir $(wildcard services/*))
 
-.PHONY: help uv install test test-comm lint fmt typecheck run up down bench bench-http bench-events migration asyncapi
+.PHONY: help uv install test test-comm lint fmt typecheck run up down bench bench-http bench-events migration asyncapi k8s-secrets
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -54,6 +54,9 @@ bench-http: install ## Benchmark the ServiceClient proxy against the backend dir
 
 bench-events: install ## Benchmark outbox-to-handler latency and throughput against raw aio-pika
 	$(UV) run --frozen python bench/events.py
+
+k8s-secrets: install ## Write infra/k8s/base/secrets/ (git-ignored): random passwords and auth's key, for kustomize
+	$(UV) run --frozen python infra/k8s/make_secrets.py
 
 asyncapi: install ## Write docs/asyncapi.yaml from the event registry (comm.events.models)
 	$(UV) run --frozen python -m comm.events.asyncapi > docs/asyncapi.yaml

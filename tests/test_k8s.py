@@ -1,6 +1,7 @@
 """The Kubernetes manifests (infra/k8s) checked without a cluster, as `kubectl kustomize` renders them.
 
-- The base and every overlay render, and pass `kubernetes-validate --strict` (the API's own schemas, unknown
+- The base and every overlay render (in a copy of infra/k8s whose secret files `make k8s-secrets` wrote, as on a
+  deployer's machine), and pass `kubernetes-validate --strict` (the API's own schemas, unknown
   fields refused).
 - Every Deployment's and Job's containers load their settings from the environment their pod gets: the ConfigMap
   and Secret entries they name, their own `env`, and the service-link variables Kubernetes injects for every
@@ -9,17 +10,22 @@
   name (PostgreSQL, RabbitMQ, ...).
 - Every Deployment's containers have a readiness probe on `/ready` (red until the schema is at the code's head) and
   a liveness probe on `/health`.
+- Nothing secret is committed: every Secret comes from a generator reading git-ignored files; each app gets its own
+  Secret with only what it uses, and the passwords in its URLs are the ones its PostgreSQL role and RabbitMQ user get.
 """
 
 import base64
+import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,14 +33,18 @@ import pytest
 import yaml
 
 from auth.settings import AuthSettings
+from auth.signing import load_signing_key
 from blog.settings import BlogSettings
 from comm.settings import CommSettings
+from comm.testing import env_names
 from comment.settings import CommentSettings
 from gateway.settings import GatewaySettings
 from user.settings import UserSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "infra" / "k8s"
+
+
 SETTINGS: dict[str, type[CommSettings]] = {
     "auth": AuthSettings,
     "blog": BlogSettings,
@@ -62,11 +72,30 @@ def kubectl() -> str:
     return found
 
 
+def make_secrets() -> ModuleType:
+    """infra/k8s/make_secrets.py, a script (`make k8s-secrets`), as a module."""
+    spec = importlib.util.spec_from_file_location("make_secrets", K8S / "make_secrets.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@cache
+def deployer_copy() -> Path:
+    """infra/k8s copied without anyone's secret files, then `make k8s-secrets` run in the copy."""
+    copy = Path(tempfile.mkdtemp(prefix="k8s-")) / "k8s"
+    shutil.copytree(K8S, copy, ignore=lambda folder, names: [n for n in names if Path(folder).name == "secrets"])
+    make_secrets().generate(copy / "base" / "secrets", postgres_host="postgres-rw", rabbitmq_host="rabbitmq")
+    return copy
+
+
 @cache
 def rendered(kustomization: str) -> tuple[dict[str, Any], ...]:
     """`kubectl kustomize infra/k8s/<kustomization>`, as a tuple of resources."""
     result = subprocess.run(
-        [kubectl(), "kustomize", str(K8S / kustomization)], capture_output=True, text=True, check=False
+        [kubectl(), "kustomize", str(deployer_copy() / kustomization)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
@@ -249,6 +278,11 @@ def test_every_app_container_loads_its_settings_in_the_environment_its_pod_gets(
         assert "AUTH_PORT" in environment  # the links are there: auth's Service is in every namespace of ours
         settings = load_settings(app, environment, monkeypatch)
         assert settings.service_name == app, workload
+        assert environment["ENVIRONMENT"] == "production", workload
+        assert getattr(settings, "environment", "production") == "production", workload
+        weak_secrets = getattr(settings, "weak_secrets", None)  # what ENVIRONMENT=production refuses to start with
+        if weak_secrets is not None:
+            assert weak_secrets() == [], workload
         for port in container.get("ports", [])[:1]:
             assert settings.listen_port == port["containerPort"], workload
             assert settings.listen_host == "0.0.0.0", workload
@@ -263,3 +297,122 @@ def test_no_pod_gets_service_links(kustomization: str) -> None:
     specs = dict(pod_specs(rendered(kustomization)))
     assert specs
     assert {workload for workload, spec in specs.items() if spec.get("enableServiceLinks") is not False} == set()
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_every_setting_without_a_usable_default_is_set(kustomization: str) -> None:
+    """A default naming this machine (localhost) cannot work in a pod; nor can a name no setting reads (a typo)."""
+    resources = rendered(kustomization)
+    for workload, app, container, _ in app_containers(resources):
+        environment = pod_environment(resources, container)
+        names = env_names(SETTINGS[app])
+        for field, info in SETTINGS[app].model_fields.items():
+            if field == "listen_host" and container["args"][:1] != ["serve"]:
+                continue  # `migrate` listens on nothing
+            if (app, field) == ("gateway", "rabbitmq_url"):
+                continue  # a shared setting the gateway never uses: it publishes and consumes nothing
+            default = info.default.get_secret_value() if hasattr(info.default, "get_secret_value") else info.default
+            if isinstance(default, str) and ("localhost" in default or "127.0.0.1" in default):
+                assert names[field] in environment, f"{workload}/{container['name']}: {names[field]}"
+        own = {item["name"] for item in container.get("env", [])}
+        sources = {key for source in container.get("envFrom", []) for key in env_from(resources, source)}
+        known = {*names.values(), "ENVIRONMENT"}  # ENVIRONMENT: what kind of deployment, read by comm's settings
+        assert sorted((own | sources) - known) == [], f"{workload}/{container['name']}"
+
+
+def env_from(resources: tuple[dict[str, Any], ...], source: dict[str, Any]) -> dict[str, str]:
+    if "configMapRef" in source:
+        return dict(of_kind(resources, "ConfigMap")[source["configMapRef"]["name"]].get("data", {}))
+    return secret_data(of_kind(resources, "Secret")[source["secretRef"]["name"]])
+
+
+def test_no_secret_value_is_committed() -> None:
+    """Every Secret is generated from files under a `secrets/` folder that git ignores; no manifest holds one."""
+    committed = subprocess.run(
+        ["git", "ls-files", str(K8S)], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.split()
+    assert [f for f in committed if "/secrets/" in f] == ["infra/k8s/base/secrets/.gitignore"]
+    for name in committed:
+        if name.endswith((".yaml", ".yml")):
+            for doc in yaml.safe_load_all((ROOT / name).read_text()):
+                assert not doc or doc.get("kind") != "Secret", name
+                for generator in (doc or {}).get("secretGenerator", []):
+                    assert "literals" not in generator, f"{name}: {generator['name']}"
+                    for path in [*generator.get("envs", []), *generator.get("files", [])]:
+                        source = (ROOT / name).parent / path.split("=")[-1]
+                        ignored = subprocess.run(["git", "check-ignore", "-q", str(source)], cwd=ROOT, check=False)
+                        assert ignored.returncode == 0, f"{name}: {path} is not git-ignored"
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_each_app_gets_only_its_own_secret(kustomization: str) -> None:
+    resources = rendered(kustomization)
+    for workload, app, container, _ in app_containers(resources):
+        secrets = {source["secretRef"]["name"] for source in container.get("envFrom", []) if "secretRef" in source}
+        assert {re.sub(r"-[a-z0-9]{10}$", "", name) for name in secrets} == {f"{app}-secrets"}, workload
+        environment = pod_environment(resources, container)
+        assert [key for key in environment if key.endswith("DATABASE_URL")] == (
+            [] if app == "gateway" else [f"{app.upper()}_DATABASE_URL"]
+        ), workload
+    gateway = next(c for _, app, c, _ in app_containers(resources) if app == "gateway")
+    assert "RABBITMQ_URL" not in pod_environment(resources, gateway)  # it publishes and consumes nothing
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_the_apps_urls_carry_the_credentials_their_role_and_user_get(kustomization: str) -> None:
+    """The generated `postgres-<service>` and `rabbitmq-<service>` Secrets (what creates the role and the user reads
+    them) hold the user and password of the service's URLs, and each service has a role and a user of its own."""
+    resources = rendered(kustomization)
+    secrets = of_kind(resources, "Secret")
+    for _, app, container, _ in app_containers(resources):
+        if app == "gateway":
+            continue
+        environment = pod_environment(resources, container)
+        database = urlsplit(environment[f"{app.upper()}_DATABASE_URL"])
+        role = secret_data(secrets[f"postgres-{app}"])
+        assert secrets[f"postgres-{app}"]["type"] == "kubernetes.io/basic-auth"
+        assert (
+            (database.username, database.password)
+            == (role["username"], role["password"])
+            == (
+                database.username,
+                role["password"],
+            )
+        )
+        assert database.username == f"{app}_app"
+        assert database.path == f"/{app}"
+        broker = urlsplit(environment["RABBITMQ_URL"])
+        user = secret_data(secrets[f"rabbitmq-{app}"])
+        assert (broker.username, broker.password) == (user["username"], user["password"]) == (app, user["password"])
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_auth_loads_the_signing_key_its_pod_mounts(kustomization: str, tmp_path: Path) -> None:
+    resources = rendered(kustomization)
+    spec = of_kind(resources, "Deployment")["auth"]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    key_file = Path(next(item["value"] for item in container["env"] if item["name"] == "AUTH_SIGNING_KEY_FILE"))
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(key_file.parent)]
+    assert mount.get("readOnly") is True
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    pem = secret_data(of_kind(resources, "Secret")[volume["secret"]["secretName"]])[key_file.name]
+    (tmp_path / key_file.name).write_text(pem)
+    key = load_signing_key(AuthSettings(signing_key_file=tmp_path / key_file.name))
+    assert key.curve.name == "secp256r1"
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_each_service_migrates_before_it_serves_on_its_own_port(kustomization: str) -> None:
+    """Each pod of a service with a database migrates first (an init container, so re-applying the manifests with a
+    new image is all an upgrade takes; no Job whose pod template is immutable), then serves on its Service's port."""
+    resources = rendered(kustomization)
+    services = of_kind(resources, "Service")
+    for app, settings in SETTINGS.items():
+        spec = of_kind(resources, "Deployment")[app]["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        assert container["args"] == ["serve"], app
+        (port,) = services[app]["spec"]["ports"]
+        assert port["port"] == settings().listen_port, app
+        migrations = [(c["image"], c["args"]) for c in spec.get("initContainers", [])]
+        assert migrations == ([] if app == "gateway" else [(container["image"], ["migrate"])]), app
+    assert of_kind(resources, "Job") == {}
