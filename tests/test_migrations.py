@@ -67,9 +67,9 @@ async def test_a_service_is_ready_only_once_its_schema_is_at_the_head_of_its_mig
     (first,) = [r for r in schema.known if r != schema.head]  # blog has two revisions
     async with temporary_database("ready_blog") as url, blog_app(url) as client:
         fresh = await client.get("/ready")
-        assert (fresh.status_code, fresh.json()["checks"]) == (
+        assert (fresh.status_code, fresh.json()["checks"]["database"]) == (
             503,
-            {"database": f"failed: schema at no revision, this code needs {schema.head}"},
+            f"failed: schema at no revision, this code needs {schema.head}",
         )
         await migrate(package="blog", url=url, revision=first)
         behind = await client.get("/ready")

@@ -90,4 +90,4 @@ async def test_health_and_readiness(kit: Any) -> None:
     assert (await kit.client.get("/health")).json() == {"status": "ok"}
     ready = await kit.client.get("/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "events": "ok"}

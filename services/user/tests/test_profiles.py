@@ -165,6 +165,6 @@ async def test_health_readiness_and_metrics(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health")).json() == {"status": "ok"}
     ready = await client.get("/ready")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "events": "ok"}
     metrics = await client.get("/metrics")
     assert 'http_requests_total{method="GET",path="/health",service="user",status="200"}' in metrics.text

@@ -7,6 +7,7 @@ Prometheus instrumentator's one middleware; the error shape, internal tokens and
 """
 
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from typing import Any
 
 from fastapi import FastAPI
@@ -15,7 +16,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from comm.bodylimit import BodyLimitMiddleware
 from comm.db import Schema
 from comm.errors import install_error_handlers
-from comm.health import ReadyCheck, add_health_routes, database_check
+from comm.health import ReadyCheck, Worker, add_health_routes, database_check, workers_check
 from comm.metrics import setup_metrics
 from comm.settings import CommSettings
 from comm.telemetry import telemetry_config, tracer_provider
@@ -34,7 +35,8 @@ def service_app(
     """A FastAPI app (`fastapi`: title, lifespan, ...) with the platform's common behaviour.
 
     Readiness checks default to the database on `app.state.engine` (see comm.db.open_database), its schema at the
-    head of the migrations of the package named `settings.service_name`. With
+    head of the migrations of the package named `settings.service_name`, and the relays and consumers started
+    with `start_worker`. With
     `expose_metrics=False` the app does not serve `/metrics` itself (see comm.metrics.serve_metrics). The app's
     tracer provider is `app.state.tracer_provider`; tests add an exporter as `span_processor`."""
     provider = tracer_provider(settings, span_processor=span_processor)
@@ -42,11 +44,23 @@ def service_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.state.settings = settings
     app.state.tracer_provider = provider
+    app.state.workers = []
     if ready_checks is None:
         schema = Schema.of(settings.service_name)  # the service's package is named after it
-        ready_checks = {"database": lambda: database_check(app.state.engine, schema=schema)()}
+        ready_checks = {
+            "database": lambda: database_check(app.state.engine, schema=schema)(),
+            "events": workers_check(lambda: app.state.workers),
+        }
     install_error_handlers(app)
     setup_internal_tokens(app, settings)
     setup_metrics(app, settings.service_name, expose=expose_metrics)
     add_health_routes(app, checks=ready_checks)
     return app
+
+
+async def start_worker(stack: AsyncExitStack, app: FastAPI, worker: Worker) -> None:
+    """Start a relay or consumer in the lifespan: it runs in the background, stops with `stack` and is one of
+    the things `/ready` checks."""
+    await worker.start()
+    stack.push_async_callback(worker.stop)
+    app.state.workers.append(worker)

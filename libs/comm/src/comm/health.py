@@ -2,7 +2,8 @@
 is migrated)."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Protocol
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
@@ -54,5 +55,25 @@ def database_check(engine: AsyncEngine, *, schema: Schema) -> ReadyCheck:
         current = await current_revision(engine)
         if not schema.usable(current):
             raise NotReady(f"schema at {current or 'no revision'}, this code needs {schema.head}")
+
+    return check
+
+
+class Worker(Protocol):
+    """A relay or consumer: started and stopped in the lifespan, reporting its own health."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def problem(self) -> str | None: ...
+
+
+def workers_check(workers: Callable[[], Iterable[Worker]]) -> ReadyCheck:
+    """Ready when no relay or consumer is dead, restarting or stuck (comm.events.supervision)."""
+
+    async def check() -> None:
+        if problems := [problem for worker in workers() if (problem := worker.problem())]:
+            raise NotReady("; ".join(problems))
 
     return check

@@ -71,6 +71,9 @@ class CommSettings(BaseSettings):
     events_delivery_limit: int = 20  # the broker's own guard against a message that crashes its consumer
     events_reconnect_interval_seconds: float = 2.0  # also the cap of the relay's and consumer's connect backoff
     events_publish_timeout_seconds: float = 10.0
+    events_heartbeat_seconds: int = Field(10, ge=1)  # a hung broker is given up on after 3 of them
+    # A relay or consumer loop without progress for this long is reported stuck by `/ready`.
+    events_stuck_after_seconds: float = 60.0
     outbox_poll_interval_seconds: float = 1.0
     outbox_batch_size: int = 100
     # Retention (comm.events.retention): sent outbox rows and dedup records are deleted after these; 0 keeps them.

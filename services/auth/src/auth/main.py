@@ -9,7 +9,7 @@ from auth.passwords import Passwords
 from auth.routes import public, router
 from auth.settings import AuthSettings
 from auth.signing import TokenSigner
-from comm.bootstrap import service_app
+from comm.bootstrap import service_app, start_worker
 from comm.db import open_service_database
 from comm.events.relay import OutboxRelay
 
@@ -23,8 +23,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         async with AsyncExitStack() as stack:  # closed in reverse: relay, then engine
             engine = await open_service_database(stack, app, settings)
             relay = OutboxRelay(engine=engine, settings=settings)
-            await relay.start()
-            stack.push_async_callback(relay.stop)
+            await start_worker(stack, app, relay)
             yield
 
     app = service_app(

@@ -5,7 +5,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from comm.bootstrap import service_app
+from comm.bootstrap import service_app, start_worker
 from comm.db import open_service_database
 from comm.events.relay import OutboxRelay
 from comm.http.clients import BlogServiceClient
@@ -26,14 +26,11 @@ def create_app(settings: CommentSettings | None = None) -> FastAPI:
             # One client per process: its breaker and connection pool are shared by every request.
             app.state.blog = await stack.enter_async_context(BlogServiceClient(settings=settings))
             relay = OutboxRelay(engine=engine, settings=settings)
-            await relay.start()
-            stack.push_async_callback(relay.stop)
+            await start_worker(stack, app, relay)
             app.state.post_cleanup = post_cleanup(settings, app.state.sessionmaker)
-            await app.state.post_cleanup.start()
-            stack.push_async_callback(app.state.post_cleanup.stop)
+            await start_worker(stack, app, app.state.post_cleanup)
             app.state.authors = authors(settings, app.state.sessionmaker)
-            await app.state.authors.start()
-            stack.push_async_callback(app.state.authors.stop)
+            await start_worker(stack, app, app.state.authors)
             yield
 
     app = service_app(

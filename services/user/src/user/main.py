@@ -5,7 +5,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from comm.bootstrap import service_app
+from comm.bootstrap import service_app, start_worker
 from comm.db import open_service_database
 from comm.events.relay import OutboxRelay
 from user.consumers import build_consumers
@@ -23,12 +23,10 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         async with AsyncExitStack() as stack:
             engine = await open_service_database(stack, app, settings)
             relay = OutboxRelay(engine=engine, settings=settings)
-            await relay.start()
-            stack.push_async_callback(relay.stop)
+            await start_worker(stack, app, relay)
             app.state.consumers = build_consumers(settings, app.state.sessionmaker)
             for consumer in app.state.consumers:
-                await consumer.start()  # connects in the background: the API serves while the broker is away
-                stack.push_async_callback(consumer.stop)
+                await start_worker(stack, app, consumer)  # the API serves while the broker is away
             yield
 
     app = service_app(

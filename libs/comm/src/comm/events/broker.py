@@ -25,6 +25,7 @@ Everything is durable and re-declared by aio-pika's robust connection after a
 reconnect; the objects are held here strongly because aio-pika keeps only weak references to its channels.
 """
 
+import asyncio
 import logging
 import random
 from dataclasses import dataclass
@@ -97,6 +98,14 @@ class Broker:
         """Close the connection (and with it every channel)."""
         await self.connection.close()
 
+    async def close_quietly(self, *, within: float) -> None:
+        """Close a connection that may be broken or hung: within `within` seconds, whatever goes wrong."""
+        try:
+            async with asyncio.timeout(within):
+                await self.connection.close()
+        except Exception as exc:
+            log.info("closing a broken broker connection: %s: %s", type(exc).__name__, exc)
+
 
 async def connect(*, settings: CommSettings, role: str) -> Broker:
     """Connect and declare the exchanges; raises when the broker is unreachable."""
@@ -104,6 +113,8 @@ async def connect(*, settings: CommSettings, role: str) -> Broker:
         settings.rabbitmq_url,
         reconnect_interval=settings.events_reconnect_interval_seconds,
         timeout=settings.events_publish_timeout_seconds,
+        # A broker silent for three heartbeats is given up on (and reconnected to): seconds, not minutes.
+        heartbeat=settings.events_heartbeat_seconds,
         client_properties={"connection_name": f"{settings.service_name} {role}"},
     )
     try:

@@ -11,6 +11,10 @@ Per delivery on queue Q:
   `x-attempts`, `x-first-failed-at`. The original is acked only after the copy is confirmed, so a crash in between
   leaves two copies, never none, and the dedup drops the extra one.
 
+The consumer's loop is supervised (comm.events.supervision): it subscribes, then watches; a channel closed for longer
+than `events_stuck_after_seconds` (aio-pika's reconnect did not bring it back) ends the loop, which the supervisor
+restarts on a new connection, and a delivery in flight for that long makes `/ready` report the consumer stuck.
+
 Handlers run concurrently up to the prefetch count, so they must tolerate reordering. The consumer
 deletes its `processed_events` rows older than their retention (comm.events.retention).
 """
@@ -37,6 +41,7 @@ from comm.events.deliveries import attempt, event_id, failed_copy
 from comm.events.metrics import EVENT_HANDLER_DURATION, EVENTS_CONSUMED
 from comm.events.models import Event, MalformedEvent, decode_event
 from comm.events.retention import prune_processed_events, start_pruning
+from comm.events.supervision import Supervised
 from comm.settings import CommSettings
 
 log = logging.getLogger(__name__)
@@ -74,11 +79,17 @@ class Consumer:
         self._channel: AbstractRobustChannel | None = None
         self._amqp_queue: AbstractRobustQueue | None = None
         self._consumer_tag: str | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Supervised(
+            f"consumer {queue}",
+            self._consume,
+            service=settings.service_name,
+            restart_cap_seconds=settings.events_reconnect_interval_seconds,
+            stuck_after_seconds=settings.events_stuck_after_seconds,
+        )
         self._pruning: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._stopping = False
-        self._inflight: set[asyncio.Task[Any]] = set()
+        self._inflight: dict[asyncio.Task[Any], float] = {}  # a delivery's task -> when it arrived (monotonic)
 
     def register(self, model: type[E], handler: Handler[E]) -> None:
         """Handle `model` events on this queue; the queue is bound to its routing key at start."""
@@ -90,7 +101,7 @@ class Consumer:
         """Connect, declare and consume in the background; returns at once (see `ready`)."""
         if not self._handlers:
             raise RuntimeError(f"consumer {self.queue} has no handlers")
-        self._task = asyncio.create_task(self._subscribe_with_backoff(), name=f"consumer {self.queue}")
+        self._loop.start()
         self._pruning = start_pruning(
             f"consumer {self.queue} pruning",
             partial(prune_processed_events, self._sessionmaker.begin, self.queue),
@@ -102,25 +113,49 @@ class Consumer:
         """Wait until the queue is declared and consumed."""
         await self._ready.wait()
 
+    def problem(self) -> str | None:
+        """Why the consumer is not consuming (dead, restarting, stuck), or None; for `/ready`."""
+        return self._loop.problem()
+
     async def stop(self, *, grace_seconds: float = 30.0) -> None:
         """Stop taking deliveries, let the handlers in flight finish (up to `grace_seconds`), then close."""
         self._stopping = True
-        for task in (self._task, self._pruning):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self._loop.stop()
+        if self._pruning is not None and not self._pruning.done():
+            self._pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruning
         if self._amqp_queue is not None and self._consumer_tag is not None:
             with contextlib.suppress(Exception):
                 await self._amqp_queue.cancel(self._consumer_tag)
         if self._inflight:
-            await asyncio.wait(self._inflight, timeout=grace_seconds)
+            await asyncio.wait(list(self._inflight), timeout=grace_seconds)
         await self._applier.close()
         await self._close()
+
+    async def _consume(self) -> None:
+        """Subscribe (on a new connection), then watch the channel and the deliveries in flight."""
+        await self._close()
+        await self._subscribe_with_backoff()
+        closed_since: float | None = None
+        watch_interval = min(1.0, self._settings.events_stuck_after_seconds / 4)
+        while True:
+            await asyncio.sleep(watch_interval)
+            now = time.monotonic()
+            if self._channel is None or self._channel.is_closed:
+                closed_since = closed_since or now
+                if now - closed_since > self._settings.events_stuck_after_seconds:
+                    raise ConnectionError(f"channel closed for {now - closed_since:.0f} s")
+            else:
+                closed_since = None
+            oldest = min(self._inflight.values(), default=now)
+            if now - oldest <= self._settings.events_stuck_after_seconds:
+                self._loop.beat()
 
     async def _subscribe_with_backoff(self) -> None:
         failures = 0
         while True:
+            self._loop.beat()
             try:
                 await self._subscribe()
                 return
@@ -155,7 +190,7 @@ class Consumer:
             return  # left unacked: back to the queue when the channel closes
         task = asyncio.current_task()
         assert task is not None
-        self._inflight.add(task)
+        self._inflight[task] = time.monotonic()
         started = time.perf_counter()
         try:
             with self._span(message):
@@ -165,7 +200,7 @@ class Consumer:
             await self._requeue(message)
             return
         finally:
-            self._inflight.discard(task)
+            self._inflight.pop(task, None)
         labels = {"service": self._settings.service_name, "queue": self.queue, "routing_key": routing_key}
         EVENTS_CONSUMED.labels(**labels, outcome=outcome).inc()
         EVENT_HANDLER_DURATION.labels(**labels).observe(time.perf_counter() - started)

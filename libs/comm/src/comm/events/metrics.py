@@ -23,3 +23,8 @@ OUTBOX_OLDEST_PENDING_AGE = Gauge(
     "Age of the oldest outbox row not yet confirmed by the broker (0 when none).",
     ["service"],
 )
+WORKER_DEATHS = Counter(
+    "worker_deaths_total",
+    "Deaths of a supervised relay or consumer loop, each followed by a restart (comm.events.supervision).",
+    ["service", "worker"],
+)

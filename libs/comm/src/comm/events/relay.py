@@ -11,6 +11,11 @@ when none is bound, in the `<exchange>.unroutable` queue (through the alternate 
 when the broker returns it). It never means that a consumer got it; only a consumer's own `processed_events` row
 says that.
 
+The relay's loop is supervised (comm.events.supervision): any loss of the connection, a channel or a confirm
+(aiormq's CancelledError on the confirms of a connection it gave up on included) is a failure of one batch, after
+which the relay reconnects; anything else that ends the loop is logged and the loop restarted, and `/ready` says
+so meanwhile.
+
 The relay wakes on `LISTEN` (a dedicated asyncpg connection) and polls as a fallback. While the broker is
 unreachable it backs off and rows stay pending; writes go on committing meanwhile. It also deletes rows sent longer
 ago than their retention (comm.events.retention).
@@ -31,12 +36,14 @@ from aio_pika.exceptions import PublishError
 from opentelemetry import propagate, trace
 from sqlalchemy import Row, Uuid, any_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from comm.events.broker import Broker, backoff_delay, connect
 from comm.events.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_PENDING_AGE
 from comm.events.outbox import NOTIFY_CHANNEL
 from comm.events.retention import prune_outbox, start_pruning
+from comm.events.supervision import Supervised, lost_cancellation
 from comm.events.tables import TABLES
 from comm.settings import CommSettings
 
@@ -68,14 +75,20 @@ class OutboxRelay:
         self._broker: Broker | None = None
         self._listener: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Supervised(
+            f"{settings.service_name} outbox relay",
+            self._run,
+            service=settings.service_name,
+            restart_cap_seconds=settings.events_reconnect_interval_seconds,
+            stuck_after_seconds=settings.events_stuck_after_seconds,
+        )
         self._pruning: asyncio.Task[None] | None = None
         self._gauges_refreshed_at = 0.0
 
     async def start(self) -> None:
         """Relay in the background; returns at once, whether or not the broker is reachable."""
-        name = f"{self._settings.service_name} outbox relay"
-        self._task = asyncio.create_task(self._run(), name=name)
+        name = self._loop.name
+        self._loop.start()
         self._pruning = start_pruning(
             f"{name} pruning",
             partial(prune_outbox, self._engine.begin),
@@ -85,27 +98,36 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         """Stop relaying; a batch in flight is rolled back and goes out again on the next start."""
-        tasks = [task for task in (self._task, self._pruning) if task is not None]
-        self._task = self._pruning = None
+        pruning, self._pruning = self._pruning, None
         try:
-            for task in tasks:
-                task.cancel()
+            await self._loop.stop()
+            if pruning is not None:
+                pruning.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    await pruning
         finally:
             await self._close_connections()
+
+    def problem(self) -> str | None:
+        """Why the relay is not relaying (dead, restarting, stuck), or None; for `/ready`."""
+        return self._loop.problem()
 
     async def _run(self) -> None:
         failures = 0
         while True:
+            self._loop.beat()
             self._wake.clear()
             try:
                 claimed = await self._relay_once()
                 failures = 0
-            except Exception as exc:
+            except (Exception, asyncio.CancelledError) as exc:
+                if not isinstance(exc, Exception) and not lost_cancellation(exc):
+                    raise  # the relay is being stopped
                 failures += 1
                 claimed = 0
                 log.warning("outbox relay: %s: %s; rows stay pending", type(exc).__name__, exc)
+                if not isinstance(exc, SQLAlchemyError):
+                    await self._drop_broker()  # whatever broke on the broker's side, start again from a new connection
             await self._refresh_gauges()
             if failures:
                 await asyncio.sleep(
@@ -219,11 +241,14 @@ class OutboxRelay:
         OUTBOX_BACKLOG.labels(service=self._settings.service_name).set(backlog)
         OUTBOX_OLDEST_PENDING_AGE.labels(service=self._settings.service_name).set(float(oldest_age))
 
-    async def _close_connections(self) -> None:
+    async def _drop_broker(self) -> None:
         broker, self._broker = self._broker, None
-        listener, self._listener = self._listener, None
         if broker is not None:
-            await broker.close()
+            await broker.close_quietly(within=self._settings.events_publish_timeout_seconds)
+
+    async def _close_connections(self) -> None:
+        await self._drop_broker()
+        listener, self._listener = self._listener, None
         if listener is not None:
             await listener.close()
 

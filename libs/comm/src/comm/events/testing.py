@@ -26,13 +26,24 @@ FrameT = TypeVar("FrameT", bound=Frame)
 
 
 class TcpProxy:
-    """A TCP forwarder to a real server that a test can cut and restore: a broker outage, the broker untouched."""
+    """A TCP forwarder to a real server that a test can cut and restore (a broker outage, the broker untouched), or
+    hang and resume (a broker that stops answering without closing anything, as a frozen process does)."""
 
     def __init__(self, *, target_url: str) -> None:
         self._target = URL(target_url)
         self.port = 0  # chosen on the first open, kept across reopenings
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def hang(self) -> None:
+        """Stop forwarding in both directions; connections stay open and new ones are accepted, then left waiting."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Forward again what waited, and what comes."""
+        self._flowing.set()
 
     @property
     def url(self) -> str:
@@ -56,23 +67,29 @@ class TcpProxy:
             await server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._flowing.wait()
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(self._target.host, self._target.port)
         except OSError:
             writer.transport.abort()
             return
         self._writers |= {writer, upstream_writer}
-        await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer), return_exceptions=True)
+        await asyncio.gather(
+            self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer), return_exceptions=True
+        )
         self._writers -= {writer, upstream_writer}
 
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    finally:
-        writer.transport.abort()
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await self._flowing.wait()
+                if not (data := await reader.read(65536)):
+                    return
+                await self._flowing.wait()  # what was read as the proxy hung is held until it resumes
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.transport.abort()
 
 
 async def wait_until(
