@@ -1,9 +1,11 @@
-"""What every service app has, in one call: body cap, error shape, internal tokens, tracing, metrics, probes.
+"""What every service app has, in one call: body cap, deadline, error shape, internal tokens, tracing, metrics,
+probes.
 
 The request path is the cost of every call between services, so each concern is one ASGI layer or none: the body
 cap is comm.bodylimit's (FastAPI's own `max_body_size` answers a declared oversize body in plain text, outside the
-error shape, whatever the handlers render), tracing is FastAPI's native telemetry (comm.telemetry), metrics the
-Prometheus instrumentator's one middleware; the error shape, internal tokens and probes are handlers and routes.
+error shape, whatever the handlers render), the deadline comm.deadlines', tracing is FastAPI's native telemetry
+(comm.telemetry), metrics the Prometheus instrumentator's one middleware; the error shape, internal tokens and
+probes are handlers and routes.
 """
 
 from collections.abc import Mapping
@@ -15,6 +17,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from comm.bodylimit import BodyLimitMiddleware
 from comm.db import Schema
+from comm.deadlines import DeadlineMiddleware
 from comm.errors import install_error_handlers
 from comm.health import ReadyCheck, Worker, add_health_routes, database_check, workers_check
 from comm.metrics import setup_metrics
@@ -41,6 +44,7 @@ def service_app(
     tracer provider is `app.state.tracer_provider`; tests add an exporter as `span_processor`."""
     provider = tracer_provider(settings, span_processor=span_processor)
     app = FastAPI(**fastapi, telemetry=telemetry_config(provider))
+    app.add_middleware(DeadlineMiddleware, default_seconds=settings.request_deadline_seconds)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.state.settings = settings
     app.state.tracer_provider = provider

@@ -105,6 +105,10 @@ class CommSettings(BaseSettings):
     http_retry_backoff_base_seconds: float = 0.1
     http_retry_backoff_max_seconds: float = 2.0
 
+    # How long a request may take when its caller sent no budget (comm.deadlines); None: as long as it takes.
+    # Calls between services always carry the caller's budget; the gateway sets 3 s for every public request.
+    request_deadline_seconds: float | None = Field(None, gt=0)
+
     # Serving (`python -m <service> serve`), under the service's prefix. An access line per request is for the
     # edge: between services every request is already a span and a metric, and the line would cost a tenth of a
     # service's read. Forwarded headers are trusted at the edge only: no proxy stands before a service.

@@ -3,8 +3,13 @@ authenticated answers out of shared caches."""
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# Headers that mean something inside the deployment; from outside they are forgeries, removed before routing.
-FORGEABLE = frozenset({b"x-internal-token", b"x-user-id", b"x-user-roles", b"x-forwarded-user", b"x-auth-user"})
+from comm import deadlines
+
+# Headers that mean something inside the deployment; from outside they are forgeries, removed before routing
+# (a public request's deadline is the gateway's own, not one the client chose).
+FORGEABLE = frozenset(
+    {b"x-internal-token", b"x-user-id", b"x-user-roles", b"x-forwarded-user", b"x-auth-user", deadlines.HEADER.encode()}
+)
 
 
 class EdgeMiddleware:

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from comm.settings import CommSettings
@@ -22,6 +22,8 @@ class GatewaySettings(CommSettings):
     # /metrics is served here, on the same host but not on the public port (0: any free port, for tests).
     metrics_port: int = 9464
     max_body_bytes: int = 256 * 1024
+    # Every public request answers within this (a 504 at worst); calls downstream get what is left (comm.deadlines).
+    request_deadline_seconds: float | None = Field(3.0, gt=0)
 
     # A validated user token is trusted this long without asking auth again: revocation takes effect within it.
     token_cache_ttl_seconds: float = 5.0

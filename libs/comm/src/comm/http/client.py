@@ -4,7 +4,8 @@
         post = await blog.get("/posts/{post_id}", path_params={"post_id": post_id}, response_model=Post,
                               identity=Identity(user_id=user.id, roles=user.roles))
 
-Every call passes the downstream's circuit breaker, is retried when that is safe (retry.py), runs in a CLIENT span
+Every call passes the downstream's circuit breaker, is retried when that is safe (retry.py) within what is left of
+the request's deadline (comm.deadlines; the downstream is told the rest in `X-Request-Budget-Ms`), runs in a CLIENT span
 whose W3C trace context (`traceparent`) goes out with the request, and carries an internal token for the target
 (`X-Internal-Token`) when an identity is given. Answers are validated into the given pydantic model; failures
 surface as the upstream errors of comm.errors (see upstream.py for the mapping).
@@ -30,6 +31,8 @@ import pydantic_core
 from opentelemetry import propagate, trace
 from pydantic import BaseModel
 
+from comm import deadlines
+from comm.errors import UpstreamTimeout
 from comm.http.breaker import CircuitBreaker
 from comm.http.retry import RetryPolicy, call_with_retries, is_idempotent
 from comm.http.transport import AiohttpTransport, Answer, Exchange, Timeouts, httpx_exchange
@@ -185,13 +188,18 @@ class ServiceClient:
         headers = self._headers(options.get("headers"), options.get("identity"), has_body=json is not None)
         body = None if json is None else pydantic_core.to_json(json)
         span_name = f"{method} {path}"
+        budget = self._retry.deadline
+        if (left := deadlines.seconds_left()) is not None:
+            if left <= 0:
+                raise UpstreamTimeout("request deadline exceeded", downstream=self.downstream)
+            budget = min(budget, left)
 
         async def attempt(seconds_left: float) -> Answer:
             return await self._attempt(method, url, headers, body, span_name=span_name, seconds_left=seconds_left)
 
         if is_idempotent(method, headers):
-            return await call_with_retries(attempt, policy=self._retry, retries=self._retries)
-        return await attempt(self._retry.deadline)
+            return await call_with_retries(attempt, policy=self._retry, retries=self._retries, budget=budget)
+        return await attempt(budget)
 
     async def _attempt(
         self,
@@ -206,6 +214,7 @@ class ServiceClient:
         """One request through the breaker, in a client span; a non-2xx answer raises."""
         timeouts = self._timeout if seconds_left >= self._read_timeout else self._timeouts(seconds_left=seconds_left)
         outgoing = dict(headers)
+        outgoing[deadlines.HEADER] = deadlines.budget_header(seconds_left)
         attributes: dict[str, str | int] = {**self._span_attributes, "http.request.method": method, "url.full": url}
         # The breaker comes first: an open one fails fast, before any span or socket. Whatever happens once it has
         # admitted the call ends inside its guard, so a probe slot is never left taken.

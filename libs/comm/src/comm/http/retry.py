@@ -75,11 +75,14 @@ async def call_with_retries(
     *,
     policy: RetryPolicy,
     retries: Counter,
+    budget: float | None = None,
 ) -> T:
-    """Await `attempt(seconds_left)` until it succeeds, fails for good, or attempts or deadline run out."""
-    deadline_at = time.monotonic() + policy.deadline
+    """Await `attempt(seconds_left)` until it succeeds, fails for good, or attempts or deadline run out; the
+    deadline is `budget` seconds from now when given (what is left of the request's), else the policy's."""
+    budget = policy.deadline if budget is None else budget
+    deadline_at = time.monotonic() + budget
     try:
-        return await attempt(policy.deadline)
+        return await attempt(budget)
     except Exception as exc:
         if policy.max_attempts <= 1 or not is_retryable(exc):
             raise
