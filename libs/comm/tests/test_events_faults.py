@@ -1,20 +1,26 @@
-"""Relays and consumers under broker faults a TCP close does not show (a hung broker), and their supervision."""
+"""Relays and consumers under faults a TCP close does not show (a hung broker), a database refusing connections,
+and their supervision."""
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from comm.events.broker import connect
 from comm.events.models import UserCreated
 from comm.events.relay import OutboxRelay
 from comm.events.supervision import Supervised
 from comm.events.tables import TABLES
-from comm.events.testing import TcpProxy, wait_until
+from comm.events.testing import TcpProxy, publish_event, take_messages, wait_until
 from comm.health import add_health_routes, workers_check
+from comm.testing import admin_database_url
 
 outbox = TABLES.outbox
 # aiormq gives a broker up after (heartbeat + 1) x 3 s without a frame: 6 s here. The publish timeout is longer,
@@ -135,3 +141,42 @@ async def test_a_supervised_loop_without_progress_is_reported_stuck() -> None:
         await wait_until(lambda: (loop.problem() or "").startswith("test loop: stuck"), within=5)
     finally:
         await loop.stop()
+
+
+@contextlib.asynccontextmanager
+async def refusing_connections(database: str) -> AsyncIterator[None]:
+    """The test's own database refuses new connections and its open ones are ended; allowed again whatever happens."""
+    admin = await asyncpg.connect(admin_database_url().replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database,
+            )
+            yield
+        finally:
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    finally:
+        await admin.close()
+
+
+async def test_a_database_refusing_connections_pauses_consumption_and_parks_nothing(events: Any) -> None:
+    consumer = await events.consumer("db-outage", {UserCreated: events.record_effect})
+    broker = await connect(settings=events.settings, role="test publisher")
+    events.stack.push_async_callback(broker.close)
+    sent = [await publish_event(broker.exchange, events.user_created("before"), app_id="test")]
+    await wait_until(lambda: events.has_effects(queue=consumer.queue, count=1), within=10)
+
+    async with refusing_connections(events.engine.url.database):
+        for i in range(20):
+            sent.append(await publish_event(broker.exchange, events.user_created(f"d{i}"), app_id="test"))
+            await asyncio.sleep(0.1)
+        # Longer than every attempt and retry delay together (4 x 0.1 s): before, each event was parked by now.
+        await asyncio.sleep(5)
+
+    await wait_until(lambda: events.has_effects(queue=consumer.queue, count=len(sent)), within=30)
+    for event_id in sent:
+        assert await events.count_effects(queue=consumer.queue, event_id=event_id) == 1
+    assert await take_messages(url=events.settings.rabbitmq_url, queue=f"{consumer.queue}.dlq") == []
+    assert await take_messages(url=events.settings.rabbitmq_url, queue=f"{consumer.queue}.retry") == []

@@ -22,7 +22,8 @@ from fastapi import Depends, FastAPI, Request
 from sqlalchemy import MetaData, make_url, pool, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
@@ -188,6 +189,32 @@ CONNECTION_LOST = (
     asyncpg.CannotConnectNowError,
     OSError,
 )
+
+
+# SQLSTATE classes of a server that cannot serve now: connection exception, insufficient resources (too many
+# connections), operator intervention (terminated, shutting down, starting up).
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the database is unreachable or refusing connections, rather than
+    that the work itself failed: the same work may succeed once the database is back."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # an exception's causes, not an endless chain
+        if seen is None:
+            break
+        if isinstance(seen, (*CONNECTION_LOST, DatabaseUnavailable, PoolTimeout)):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        sqlstate = getattr(seen, "sqlstate", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate.startswith(_UNAVAILABLE_CLASSES)
+            or (sqlstate == "55000" and "not currently accepting connections" in str(seen))  # ALLOW_CONNECTIONS false
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class Statement:

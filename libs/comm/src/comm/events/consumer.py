@@ -11,6 +11,12 @@ Per delivery on queue Q:
   `x-attempts`, `x-first-failed-at`. The original is acked only after the copy is confirmed, so a crash in between
   leaves two copies, never none, and the dedup drops the extra one.
 
+A database that is unreachable or refusing connections (as a probe confirms) is not the handler's failure: the
+delivery is held, unacked
+and without using an attempt, while one probe per consumer waits (with backoff) for the database to answer, then
+it is applied again. Since every held delivery counts against the prefetch, the broker sends no more meanwhile:
+consumption pauses and resumes by itself, and nothing is retried or parked for the outage.
+
 The consumer's loop is supervised (comm.events.supervision): it subscribes, then watches; a channel closed for longer
 than `events_stuck_after_seconds` (aio-pika's reconnect did not bring it back) ends the loop, which the supervisor
 restarts on a new connection, and a delivery in flight for that long makes `/ready` report the consumer stuck.
@@ -33,8 +39,11 @@ from typing import Any, TypeVar
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
 from opentelemetry import propagate, trace
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
+from comm.db import database_unreachable
 from comm.events.batches import BatchApplier
 from comm.events.broker import Broker, backoff_delay, connect, declare_consumer_queue
 from comm.events.deliveries import attempt, event_id, failed_copy
@@ -90,6 +99,7 @@ class Consumer:
         self._ready = asyncio.Event()
         self._stopping = False
         self._inflight: dict[asyncio.Task[Any], float] = {}  # a delivery's task -> when it arrived (monotonic)
+        self._database_probe: asyncio.Task[None] | None = None  # while the database is unreachable
 
     def register(self, model: type[E], handler: Handler[E]) -> None:
         """Handle `model` events on this queue; the queue is bound to its routing key at start."""
@@ -121,10 +131,11 @@ class Consumer:
         """Stop taking deliveries, let the handlers in flight finish (up to `grace_seconds`), then close."""
         self._stopping = True
         await self._loop.stop()
-        if self._pruning is not None and not self._pruning.done():
-            self._pruning.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pruning
+        for task in (self._pruning, self._database_probe):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._amqp_queue is not None and self._consumer_tag is not None:
             with contextlib.suppress(Exception):
                 await self._amqp_queue.cancel(self._consumer_tag)
@@ -222,12 +233,65 @@ class Consumer:
             return "parked", event.routing_key
         meta = self._meta(message, event)
         try:
-            applied = await self._applier.apply(handler, event, meta)
+            applied = await self._apply(handler, event, meta)
+        except DeliveryHeld:
+            return "held", event.routing_key  # stopping: back to the queue when the channel closes
         except Exception as exc:
             _span_failed(exc)
             return await self._retry_or_park(message, meta, f"{type(exc).__name__}: {exc}"), event.routing_key
         await message.ack()
         return ("ok" if applied else "duplicate"), event.routing_key
+
+    async def _apply(self, handler: Handler[Any], event: Event, meta: EventMeta) -> bool:
+        """Apply the event; while the database is unreachable, hold the delivery and apply it when it is back."""
+        while True:
+            try:
+                return await self._applier.apply(handler, event, meta)
+            except Exception as exc:
+                # A lost connection may be the handler's own (a call it makes): only the database's holds it.
+                if not database_unreachable(exc) or await self._database_answers():
+                    raise
+                if self._stopping:
+                    raise DeliveryHeld from exc
+                await self._database_back(exc)
+
+    async def _database_answers(self) -> bool:
+        try:
+            async with self._sessionmaker() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception as exc:
+            if database_unreachable(exc):
+                return False
+            raise
+        return True
+
+    async def _database_back(self, exc: Exception) -> None:
+        """Until the database answers: one probe for all the deliveries held meanwhile."""
+        if self._database_probe is None or self._database_probe.done():
+            log.warning(
+                "consumer %s: database unreachable (%s: %s); holding deliveries until it answers",
+                self.queue,
+                type(exc).__name__,
+                exc,
+            )
+            self._database_probe = asyncio.create_task(self._probe_database(), name=f"consumer {self.queue} probe")
+        await asyncio.shield(self._database_probe)  # a held delivery cancelled does not cancel the probe
+
+    async def _probe_database(self) -> None:
+        probing = AsyncRetrying(
+            wait=wait_random_exponential(multiplier=0.1, max=self._settings.events_reconnect_interval_seconds),
+            retry=retry_if_exception(database_unreachable),
+            before_sleep=self._still_unreachable,
+        )
+        async for probe in probing:
+            with probe:
+                if not await self._database_answers():
+                    raise ConnectionError("database unreachable")
+        log.info("consumer %s: database answers again; applying the held deliveries", self.queue)
+
+    def _still_unreachable(self, state: RetryCallState) -> None:
+        if state.attempt_number % 10 == 0:
+            log.warning("consumer %s: database still unreachable after %d probes", self.queue, state.attempt_number)
 
     async def _retry_or_park(self, message: AbstractIncomingMessage, meta: EventMeta, error: str) -> str:
         log.warning("consumer %s: %s attempt %d failed: %s", self.queue, meta.routing_key, meta.attempt, error)
@@ -292,6 +356,11 @@ class Consumer:
         if self._broker is None:
             raise RuntimeError(f"consumer {self.queue} is not connected")
         return self._broker
+
+
+class DeliveryHeld(Exception):
+    """The consumer stops while the database is unreachable: the delivery is left unsettled for the broker to
+    give again."""
 
 
 def _span_failed(exc: Exception) -> None:
