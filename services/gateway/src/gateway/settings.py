@@ -51,3 +51,8 @@ class GatewaySettings(CommSettings):
         if isinstance(value, str):
             return tuple(origin.strip() for origin in value.split(",") if origin.strip())
         return value
+
+    def weak_secrets(self) -> list[str]:
+        """The shared ones but the broker's: the gateway publishes and consumes nothing, so it is given no RABBITMQ_URL
+        (Kubernetes gives it no broker credentials) and its default is no secret of its."""
+        return [line for line in super().weak_secrets() if not line.startswith("RABBITMQ_URL ")]
