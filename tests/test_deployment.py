@@ -480,6 +480,19 @@ def test_the_runtime_image_is_slim_non_root_and_healthchecked() -> None:
     assert entrypoint()[1] == ["serve"]  # `python -m $SERVICE serve` unless compose says otherwise
 
 
+def test_the_image_points_auths_development_key_at_its_writable_data_folder() -> None:
+    """Without AUTH_DEV_SIGNING_KEY_FILE auth would write under /app/.dev, owned by root: the image sets it."""
+    image = dockerfile()
+    env = dict(item.split("=", 1) for value in image.instruction("runtime", "ENV") for item in shlex.split(value))
+    key = Path(env["AUTH_DEV_SIGNING_KEY_FILE"])
+    assert key.parent == Path("/data")
+    runs = " ".join(image.instruction("runtime", "RUN"))
+    assert "mkdir /data" in runs
+    assert "chown app:app /data" in runs
+    (user,) = image.instruction("runtime", "USER")
+    assert user == "app"
+
+
 def healthcheck_command() -> list[str]:
     """The HEALTHCHECK's exec-form command."""
     (healthcheck,) = dockerfile().instruction("runtime", "HEALTHCHECK")
