@@ -15,6 +15,7 @@ from comm.events.models import (
     PostPublished,
     ProfileUpdated,
     UserCreated,
+    UserUpdated,
     decode_event,
     derived_event_id,
     encode_event,
@@ -223,3 +224,14 @@ def test_a_message_without_id_gets_an_id_derived_from_its_body() -> None:
     assert derived_event_id(SEED_USER_CREATED_MICROS) == derived_event_id(bytes(SEED_USER_CREATED_MICROS))
     assert derived_event_id(SEED_USER_CREATED_MICROS) != derived_event_id(SEED_USER_CREATED_NANOS)
     assert derived_event_id(SEED_USER_CREATED_MICROS).version == 5
+
+
+def test_the_identity_version_is_an_additive_field_at_the_end() -> None:
+    user_id = uuid.UUID("0b9f6a3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b")
+    at = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    event = UserUpdated(user_id=user_id, username="bob", email="bob@example.com", timestamp=at, version=7)
+    assert encode_event(event).endswith(b',"version":7}}')
+    seed_body = encode_event(event.model_copy(update={"version": None}))
+    assert b"version" not in seed_body
+    assert decode_event(seed_body) == event.model_copy(update={"version": None})
+    assert decode_event(encode_event(event)) == event

@@ -55,5 +55,6 @@ async def test_register_and_rename_publish_user_events(
     assert (created.username, created.email) == (user["username"], user["email"])
     assert isinstance(updated, UserUpdated)
     assert updated.username == user["username"] + "2"
+    assert (created.version, updated.version) == (1, 2)  # set in auth's transactions: the order, without clocks
     assert (created_message.type, created_message.app_id) == ("user.created", "auth")
     assert uuid.UUID(created_message.message_id)

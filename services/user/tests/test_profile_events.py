@@ -106,6 +106,27 @@ async def test_updated_before_created_leaves_the_newest_name(
     assert (await client.get(f"/profiles/by-username/{old}")).status_code == 404
 
 
+async def test_a_rename_on_a_replica_whose_clock_is_behind_wins_by_its_identity_version(
+    client: httpx.AsyncClient, publish: Publish, wait_processed: WaitProcessed, settings: UserSettings
+) -> None:
+    user_id, first, renamed, again = uuid.uuid4(), unique_name("first"), unique_name("renamed"), unique_name("again")
+    behind = T0 - timedelta(milliseconds=50)  # the rename's replica runs 50 ms behind the registration's
+    ids = [await publish(created(user_id, first, T0).model_copy(update={"version": 1}))]
+    ids.append(await publish(updated(user_id, renamed, behind).model_copy(update={"version": 2})))
+    await wait_processed(profile_sync_queue(settings), ids)
+    assert (await client.get(f"/profiles/{user_id}")).json()["username"] == renamed
+
+    # Reordered, the clocks the other way round: still the higher version.
+    ids = [await publish(updated(user_id, again, T0 - timedelta(seconds=1)).model_copy(update={"version": 4}))]
+    ids.append(
+        await publish(
+            updated(user_id, unique_name("stale"), T0 + timedelta(seconds=1)).model_copy(update={"version": 3})
+        )
+    )
+    await wait_processed(profile_sync_queue(settings), ids)
+    assert (await client.get(f"/profiles/{user_id}")).json()["username"] == again
+
+
 async def test_the_event_after_the_ensure_path_does_not_duplicate_and_wins(
     client: httpx.AsyncClient,
     publish: Publish,

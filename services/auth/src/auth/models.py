@@ -25,6 +25,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     roles: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list, server_default="{}")
     token_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # 1 at registration, +1 with every change of username or email, in that change's transaction (under the row
+    # lock): user.created / user.updated carry it, so consumers order a user's events without trusting clocks.
+    identity_version: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -34,12 +34,20 @@ async def register(
     password_hash = await passwords.hash(data.password)
     async with session.begin():
         await _ensure_free(session, username=data.username, email=email)
-        user = User(id=uuid.uuid4(), username=data.username, email=email, password_hash=password_hash, roles=[])
+        user = User(
+            id=uuid.uuid4(),
+            username=data.username,
+            email=email,
+            password_hash=password_hash,
+            roles=[],
+            identity_version=1,
+        )
         session.add(user)
         await _flush_unique(session)
-        await add_event(
-            session, UserCreated(user_id=user.id, username=user.username, email=email, timestamp=datetime.now(UTC))
+        created = UserCreated(
+            user_id=user.id, username=user.username, email=email, timestamp=datetime.now(UTC), version=1
         )
+        await add_event(session, created)
     return _with_token(user, signer)
 
 
@@ -108,14 +116,20 @@ async def update_user(
         if renamed:
             await _ensure_free(session, username=username, email=email, except_id=user.id)
             user.username, user.email = username, email
+            user.identity_version += 1
         if new_hash is not None:
             user.password_hash = new_hash
             user.token_version += 1
         await _flush_unique(session)
         if renamed:
-            await add_event(
-                session, UserUpdated(user_id=user.id, username=username, email=email, timestamp=datetime.now(UTC))
+            renamed_event = UserUpdated(
+                user_id=user.id,
+                username=username,
+                email=email,
+                timestamp=datetime.now(UTC),
+                version=user.identity_version,
             )
+            await add_event(session, renamed_event)
     return _with_token(user, signer)
 
 

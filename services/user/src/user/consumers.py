@@ -21,14 +21,24 @@ from user.settings import UserSettings
 async def on_user_created(session: AsyncSession, event: UserCreated, meta: EventMeta) -> None:
     """A new user: create the profile (or let a newer identity already applied stand)."""
     await service.apply_identity(
-        session, user_id=event.user_id, username=event.username, at=event.timestamp, kind=service.IdentityEvent.CREATED
+        session,
+        user_id=event.user_id,
+        username=event.username,
+        at=event.timestamp,
+        kind=service.IdentityEvent.CREATED,
+        version=event.version,
     )
 
 
 async def on_user_updated(session: AsyncSession, event: UserUpdated, meta: EventMeta) -> None:
     """A rename: apply it if it is the newest identity seen for the user."""
     await service.apply_identity(
-        session, user_id=event.user_id, username=event.username, at=event.timestamp, kind=service.IdentityEvent.UPDATED
+        session,
+        user_id=event.user_id,
+        username=event.username,
+        at=event.timestamp,
+        kind=service.IdentityEvent.UPDATED,
+        version=event.version,
     )
 
 

@@ -40,6 +40,9 @@ class Profile(Base):
     # i.e. for a profile made by the read-your-writes ensure path, which every event overrides.
     identity_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     identity_rank: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    # The auth identity version of that event (UserCreated/UserUpdated `version`): what orders a user's events.
+    # NULL when the event had none (a seed producer's): then `identity_at` orders them.
+    identity_version: Mapped[int | None] = mapped_column(BigInteger)
     # Grows by one with every change of the public face, in the same row update; `profile.updated` carries it so
     # that blog's and comment's copies keep the newest (user.profile_events).
     version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -123,17 +123,28 @@ async def followed_ids(db: ReadPool, *, user_id: uuid.UUID) -> list[uuid.UUID]:
 
 
 async def apply_identity(
-    session: AsyncSession, *, user_id: uuid.UUID, username: str, at: datetime, kind: IdentityEvent
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    username: str,
+    at: datetime,
+    kind: IdentityEvent,
+    version: int | None = None,
 ) -> None:
     """Upsert the username from an identity event if the event is newer than the one applied last (helper).
 
+    Newer means a higher auth identity `version` when both carry one (auth sets it in the change's transaction,
+    so it orders a user's events whatever the replicas' clocks say), else a later (`at`, `kind`).
     Order-tolerant and idempotent: an older or repeated event changes nothing, an `updated` before its `created`
     creates the profile and the late `created` then loses. Bio and image are never touched. An applied event is
     published (`profile.updated`).
     """
     await lock_profile(session, user_id)
-    statement = insert(Profile).values(user_id=user_id, username=username, identity_at=at, identity_rank=kind)
+    statement = insert(Profile).values(
+        user_id=user_id, username=username, identity_at=at, identity_rank=kind, identity_version=version
+    )
     new = statement.excluded
+    versioned = new.identity_version.is_not(None) & Profile.identity_version.is_not(None)
     applied = await session.execute(
         statement.on_conflict_do_update(
             index_elements=[Profile.user_id],
@@ -141,11 +152,14 @@ async def apply_identity(
                 "username": new.username,
                 "identity_at": new.identity_at,
                 "identity_rank": new.identity_rank,
+                "identity_version": new.identity_version,
                 "updated_at": func.now(),
             },
             where=or_(
                 Profile.identity_at.is_(None),
-                tuple_(new.identity_at, new.identity_rank) > tuple_(Profile.identity_at, Profile.identity_rank),
+                versioned & (new.identity_version > Profile.identity_version),
+                ~versioned
+                & (tuple_(new.identity_at, new.identity_rank) > tuple_(Profile.identity_at, Profile.identity_rank)),
             ),
         ).returning(Profile.user_id)
     )

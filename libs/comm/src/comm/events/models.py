@@ -36,6 +36,9 @@ class Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     routing_key: ClassVar[str]
+    # Fields we added to a seed event: left out of the body while None, so an event without them is byte for byte
+    # the seed's.
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset()
 
 
 class UserCreated(Event):
@@ -47,6 +50,12 @@ class UserCreated(Event):
     username: str
     email: str
     timestamp: Timestamp
+    # Ours, added at the end: the user's identity version in auth, 1 at registration, +1 per change, set in the
+    # same transaction. Consumers order a user's events by it, not by `timestamp` (replicas' clocks differ); None
+    # from a producer that does not know it (the seed's), whose events are ordered by timestamp.
+    version: int | None = None
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"version"})
 
 
 class UserUpdated(Event):
@@ -58,6 +67,12 @@ class UserUpdated(Event):
     username: str
     email: str
     timestamp: Timestamp
+    # Ours, added at the end: the user's identity version in auth, 1 at registration, +1 per change, set in the
+    # same transaction. Consumers order a user's events by it, not by `timestamp` (replicas' clocks differ); None
+    # from a producer that does not know it (the seed's), whose events are ordered by timestamp.
+    version: int | None = None
+
+    omitted_when_none: ClassVar[frozenset[str]] = frozenset({"version"})
 
 
 class PostPublished(Event):
@@ -177,7 +192,9 @@ BY_TAG: Mapping[str, type[Event]] = {model.__name__: model for model in EVENT_TY
 
 def encode_event(event: Event) -> bytes:
     """The body serde_json writes for the seed's `Event` enum."""
-    return b'{"' + type(event).__name__.encode() + b'":' + event.model_dump_json().encode() + b"}"
+    omitted = {name for name in event.omitted_when_none if getattr(event, name) is None}
+    body = event.model_dump_json(exclude=omitted or None)
+    return b'{"' + type(event).__name__.encode() + b'":' + body.encode() + b"}"
 
 
 def decode_event(body: bytes) -> Event:
