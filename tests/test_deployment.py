@@ -32,12 +32,17 @@ import yaml
 from pydantic import SecretStr
 
 from auth.settings import AuthSettings
+from blog.consumers import build_consumers as blog_consumers
 from blog.settings import BlogSettings
-from comm.events.broker import Topology
+from comm.events.broker import Topology, consumer_topology, unroutable_arguments
+from comm.events.consumer import Consumer
 from comm.settings import CommSettings
 from comm.testing import env_names
+from comment.consumers import authors as comment_authors
+from comment.consumers import post_cleanup
 from comment.settings import CommentSettings
 from gateway.settings import GatewaySettings
+from user.consumers import build_consumers as user_consumers
 from user.consumers import comment_counts_queue, profile_sync_queue
 from user.settings import UserSettings
 
@@ -342,6 +347,14 @@ def test_the_events_exchange_gets_its_alternate_exchange_from_a_policy(deployed:
     topology = Topology(exchange=deployed["blog"].events_exchange)
     (policy,) = [p for p in definitions["policies"] if p["apply-to"] == "exchanges"]
     assert re.search(policy["pattern"], topology.exchange)
+    # Bounded as the relays declare it, and by a policy where it was declared before it had a bound.
+    (queue,) = [q for q in definitions["queues"] if q["name"] == topology.unroutable]
+    assert queue["arguments"] == unroutable_arguments(deployed["blog"])
+    (bound,) = [p for p in definitions["policies"] if p["name"] == "events-unroutable-bound"]
+    assert re.search(bound["pattern"], topology.unroutable)
+    assert not re.search(bound["pattern"], topology.exchange)
+    limit = deployed["blog"].events_unroutable_max_length
+    assert bound["definition"] == {"max-length": limit, "overflow": "drop-head"}
     assert not re.search(policy["pattern"], topology.unroutable)
     assert policy["definition"] == {"alternate-exchange": topology.unroutable}
     exchanges = {e["name"]: e for e in definitions["exchanges"]}
@@ -349,6 +362,40 @@ def test_the_events_exchange_gets_its_alternate_exchange_from_a_policy(deployed:
     assert exchanges[topology.unroutable]["type"] == "fanout"
     bindings = {(b["source"], b["destination"], b["destination_type"]) for b in definitions["bindings"]}
     assert (topology.unroutable, topology.unroutable, "queue") in bindings
+
+
+def _deployed_consumers(deployed: dict[str, Any]) -> list[tuple[Any, Consumer]]:
+    """Every consumer of the platform as deployed, with the settings it runs with (not started)."""
+    blog, user, comment = deployed["blog"], deployed["user"], deployed["comment"]
+    consumers = [
+        *((blog, c) for c in blog_consumers(blog, None)),  # type: ignore[arg-type]
+        *((user, c) for c in user_consumers(user, None)),  # type: ignore[arg-type]
+        (comment, post_cleanup(comment, None)),  # type: ignore[arg-type]
+        (comment, comment_authors(comment, None)),  # type: ignore[arg-type]
+    ]
+    return consumers
+
+
+def test_every_consumer_queue_is_declared_by_the_definitions_as_the_consumers_declare_it(
+    deployed: dict[str, Any],
+) -> None:
+    """So a queue exists, bound, from the broker's first start: what is published before its consumer ever ran
+    is not unroutable."""
+    definitions = json.loads((INFRA / "rabbitmq" / "definitions.json").read_text())
+    queues = {q["name"]: q for q in definitions["queues"]}
+    bindings = {(b["source"], b["destination"], b["routing_key"]) for b in definitions["bindings"]}
+    exchanges = {e["name"] for e in definitions["exchanges"]}
+    for settings, consumer in _deployed_consumers(deployed):
+        topology = Topology(exchange=settings.events_exchange)
+        wanted = consumer_topology(
+            topology, queue=consumer.queue, routing_keys=consumer.routing_keys, settings=settings
+        )
+        for name, arguments in wanted.queues.items():
+            assert name in queues, name
+            assert (queues[name]["durable"], queues[name]["arguments"]) == (True, arguments), name
+        for binding in wanted.bindings:
+            assert binding in bindings, binding
+            assert binding[0] in exchanges, binding[0]
 
 
 def test_tracing_goes_to_the_collector_and_on_to_jaeger(compose: dict[str, Any], deployed: dict[str, Any]) -> None:

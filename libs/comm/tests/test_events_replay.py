@@ -5,11 +5,12 @@ import subprocess
 import sys
 from typing import Any
 
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comm.events.consumer import EventMeta
 from comm.events.models import Event, UserCreated
-from comm.events.replay import replay
+from comm.events.replay import replay, replay_unroutable
 from comm.events.testing import wait_until
 
 
@@ -63,3 +64,19 @@ def test_the_command_names_a_queue_that_has_no_dlq(events_topology: Any) -> None
     assert done.returncode == 1
     assert f"{missing}.dlq does not exist" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_the_unroutable_queue_is_bounded_counted_and_replayed_once_a_queue_is_bound(events: Any) -> None:
+    settings = events.settings.model_copy(update={"events_unroutable_max_length": 3})
+    await events.relay(settings=settings)
+    ids = await events.write_events([events.user_created(f"u{i}") for i in range(5)])  # no queue bound yet
+
+    labels = {"service": settings.service_name}
+    await wait_until(lambda: REGISTRY.get_sample_value("events_unroutable_messages", labels) == 3, within=10)
+
+    queue = (await events.consumer("late", {UserCreated: events.record_effect})).queue
+    assert await replay_unroutable(settings) == 3
+    await wait_until(lambda: events.has_effects(queue=queue, count=3), within=10)
+    for event_id in ids[2:]:  # the bound keeps the newest
+        assert await events.count_effects(queue=queue, event_id=event_id) == 1
+    assert await replay_unroutable(settings) == 0

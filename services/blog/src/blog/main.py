@@ -19,13 +19,14 @@ def create_app(settings: BlogSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:  # closed in reverse: consumers, relay, then engine
+        async with AsyncExitStack() as stack:  # closed in reverse: relay, consumers, then engine
             engine = await open_service_database(stack, app, settings)
-            relay = OutboxRelay(engine=engine, settings=settings)
-            await start_worker(stack, app, relay)
             app.state.consumers = build_consumers(settings, app.state.sessionmaker)
             for consumer in app.state.consumers:
                 await start_worker(stack, app, consumer)  # the API serves while the broker is away
+            # After the consumers: their queues are bound before this service publishes anything.
+            relay = OutboxRelay(engine=engine, settings=settings)
+            await start_worker(stack, app, relay)
             yield
 
     app = service_app(

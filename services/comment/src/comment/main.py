@@ -20,17 +20,18 @@ def create_app(settings: CommentSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Started in order, stopped in reverse: consumers, relay, blog client, engine.
+        # Stopped in this order (the reverse of their start): relay, consumers, blog client, engine.
         async with AsyncExitStack() as stack:
             engine = await open_service_database(stack, app, settings)
             # One client per process: its breaker and connection pool are shared by every request.
             app.state.blog = await stack.enter_async_context(BlogServiceClient(settings=settings))
-            relay = OutboxRelay(engine=engine, settings=settings)
-            await start_worker(stack, app, relay)
             app.state.post_cleanup = post_cleanup(settings, app.state.sessionmaker)
             await start_worker(stack, app, app.state.post_cleanup)
             app.state.authors = authors(settings, app.state.sessionmaker)
             await start_worker(stack, app, app.state.authors)
+            # After the consumers: their queues are bound before this service publishes anything.
+            relay = OutboxRelay(engine=engine, settings=settings)
+            await start_worker(stack, app, relay)
             yield
 
     app = service_app(

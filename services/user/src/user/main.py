@@ -19,14 +19,15 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Started in order, stopped in reverse: consumers, relay (profile.updated), engine.
+        # Stopped in this order (the reverse of their start): relay (profile.updated), consumers, engine.
         async with AsyncExitStack() as stack:
             engine = await open_service_database(stack, app, settings)
-            relay = OutboxRelay(engine=engine, settings=settings)
-            await start_worker(stack, app, relay)
             app.state.consumers = build_consumers(settings, app.state.sessionmaker)
             for consumer in app.state.consumers:
                 await start_worker(stack, app, consumer)  # the API serves while the broker is away
+            # After the consumers: their queues are bound before this service publishes anything.
+            relay = OutboxRelay(engine=engine, settings=settings)
+            await start_worker(stack, app, relay)
             yield
 
     app = service_app(

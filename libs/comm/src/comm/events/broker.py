@@ -6,7 +6,7 @@ For the events exchange X (`blog.events` by default) and each consuming queue Q:
       | alternate-exchange (a policy)      | over the delivery limit: dead-lettered to Q.dlq
       | or the relay, for what comes back
       v
-    X.unroutable (fanout) --> X.unroutable (queue): what no queue was bound for, kept for an operator
+    X.unroutable (fanout) --> X.unroutable (queue, bounded): what no queue was bound for, kept for an operator
     X.retry (direct) --key Q--> Q.retry (quorum, x-message-ttl) --dead-letter, key Q--> X.requeue (direct) --key Q--> Q
     default exchange --key Q.dlq--> Q.dlq (quorum): parked with the reason in the headers
 
@@ -20,6 +20,12 @@ the second one (PRECONDITION_FAILED). The alternate exchange comes from a policy
 keeps every publisher's unroutable messages), and where no policy is set, the relay publishes with `mandatory`,
 gets an unrouted message back and sends it to X.unroutable itself (comm.events.relay): nothing is dropped either
 way. A broker that still holds X from a version that declared the argument needs X deleted once.
+
+X.unroutable is bounded (`x-max-length` = `EVENTS_UNROUTABLE_MAX_LENGTH`, the oldest dropped past it): events
+nobody consumes (`post.published`, `post.updated`) land there too, and an unbounded queue grew until a disk alarm
+blocked every publisher. The alert `EventsUnroutableFilling` fires at half the bound; `python -m
+comm.events.replay --unroutable` sends its messages back to X once their queues are bound. A broker that still
+holds X.unroutable from a version that declared no bound keeps it as it is (the policy in infra/rabbitmq bounds it).
 
 Everything is durable and re-declared by aio-pika's robust connection after a
 reconnect; the objects are held here strongly because aio-pika keeps only weak references to its channels.
@@ -39,6 +45,7 @@ from aio_pika.abc import (
     AbstractRobustQueue,
     ExchangeType,
 )
+from aio_pika.exceptions import ChannelPreconditionFailed
 
 from comm.settings import CommSettings
 
@@ -120,17 +127,17 @@ async def connect(*, settings: CommSettings, role: str) -> Broker:
     try:
         # on_return_raises: a mandatory publish nobody routes (no alternate exchange) raises, it is not a success.
         channel = await connection.channel(on_return_raises=True)
-        return await _declare_exchanges(connection, channel, Topology(exchange=settings.events_exchange))
+        return await _declare_exchanges(connection, channel, Topology(exchange=settings.events_exchange), settings)
     except BaseException:
         await connection.close()
         raise
 
 
 async def _declare_exchanges(
-    connection: AbstractRobustConnection, channel: AbstractRobustChannel, topology: Topology
+    connection: AbstractRobustConnection, channel: AbstractRobustChannel, topology: Topology, settings: CommSettings
 ) -> Broker:
     unroutable_exchange = await channel.declare_exchange(topology.unroutable, ExchangeType.FANOUT, durable=True)
-    unroutable_queue = await channel.declare_queue(topology.unroutable, durable=True, arguments=QUORUM)
+    unroutable_queue = await _declare_unroutable_queue(channel, topology, settings)
     await unroutable_queue.bind(unroutable_exchange, "")
     exchange = await channel.declare_exchange(topology.exchange, ExchangeType.TOPIC, durable=True)
     return Broker(
@@ -145,47 +152,76 @@ async def _declare_exchanges(
     )
 
 
+def unroutable_arguments(settings: CommSettings) -> dict[str, Any]:
+    """X.unroutable's arguments: a quorum queue of at most `events_unroutable_max_length`, oldest dropped first."""
+    return {**QUORUM, "x-max-length": settings.events_unroutable_max_length, "x-overflow": "drop-head"}
+
+
+async def _declare_unroutable_queue(
+    channel: AbstractRobustChannel, topology: Topology, settings: CommSettings
+) -> AbstractRobustQueue:
+    try:
+        return await channel.declare_queue(topology.unroutable, durable=True, arguments=unroutable_arguments(settings))
+    except ChannelPreconditionFailed:
+        log.warning("%s exists without its bound: kept as it is (see comm.events.broker)", topology.unroutable)
+        await channel.reopen()
+        return await channel.declare_queue(topology.unroutable, passive=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsumerTopology:
+    """What one consumer queue Q needs on the broker: its queues (name -> arguments, Q.dlq, Q, Q.retry) and
+    bindings ((exchange, queue, routing key)). The one description that the consumers declare and that
+    infra/rabbitmq/definitions.json declares for the default queue names (tests/test_deployment.py)."""
+
+    queues: dict[str, dict[str, Any]]
+    bindings: list[tuple[str, str, str]]
+
+
+def consumer_topology(
+    topology: Topology, *, queue: str, routing_keys: list[str], settings: CommSettings
+) -> ConsumerTopology:
+    """Q, Q.retry and Q.dlq with their arguments, Q bound to `routing_keys` and to X.requeue, Q.retry to X.retry."""
+    main = {
+        **QUORUM,
+        **SAFE_DEAD_LETTERING,
+        "x-delivery-limit": settings.events_delivery_limit,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": topology.dlq(queue),
+    }
+    # Q.retry holds a failed message for the retry delay, then dead-letters it through X.requeue to Q alone.
+    retry = {
+        **QUORUM,
+        **SAFE_DEAD_LETTERING,
+        "x-message-ttl": round(settings.events_retry_delay_seconds * 1000),
+        "x-dead-letter-exchange": topology.requeue,
+        "x-dead-letter-routing-key": queue,
+    }
+    return ConsumerTopology(
+        queues={topology.dlq(queue): dict(QUORUM), queue: main, topology.retry_queue(queue): retry},
+        bindings=[
+            *((topology.exchange, queue, key) for key in routing_keys),
+            (topology.requeue, queue, queue),
+            (topology.retry, topology.retry_queue(queue), queue),
+        ],
+    )
+
+
 async def declare_consumer_queue(
     broker: Broker, channel: AbstractRobustChannel, *, queue: str, routing_keys: list[str], settings: CommSettings
 ) -> AbstractRobustQueue:
     """Declare Q, Q.retry and Q.dlq on the consuming channel and bind them; returns Q."""
-    topology = broker.topology
-    await channel.declare_queue(topology.dlq(queue), durable=True, arguments=QUORUM)
-    main = await channel.declare_queue(
-        queue,
-        durable=True,
-        arguments={
-            **QUORUM,
-            **SAFE_DEAD_LETTERING,
-            "x-delivery-limit": settings.events_delivery_limit,
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": topology.dlq(queue),
-        },
-    )
-    for routing_key in routing_keys:
-        await main.bind(broker.exchange, routing_key)
-    await main.bind(broker.requeue_exchange, queue)
-    await _declare_retry_queue(broker, channel, queue=queue, settings=settings)
-    return main
-
-
-async def _declare_retry_queue(
-    broker: Broker, channel: AbstractRobustChannel, *, queue: str, settings: CommSettings
-) -> None:
-    """Q.retry: holds a failed message for the retry delay, then dead-letters it through X.requeue to Q alone."""
-    topology = broker.topology
-    retry = await channel.declare_queue(
-        topology.retry_queue(queue),
-        durable=True,
-        arguments={
-            **QUORUM,
-            **SAFE_DEAD_LETTERING,
-            "x-message-ttl": round(settings.events_retry_delay_seconds * 1000),
-            "x-dead-letter-exchange": topology.requeue,
-            "x-dead-letter-routing-key": queue,
-        },
-    )
-    await retry.bind(broker.retry_exchange, queue)
+    wanted = consumer_topology(broker.topology, queue=queue, routing_keys=routing_keys, settings=settings)
+    declared = {
+        name: await channel.declare_queue(name, durable=True, arguments=arguments)
+        for name, arguments in wanted.queues.items()
+    }
+    exchanges = {
+        exchange.name: exchange for exchange in (broker.exchange, broker.requeue_exchange, broker.retry_exchange)
+    }
+    for exchange, destination, routing_key in wanted.bindings:
+        await declared[destination].bind(exchanges[exchange], routing_key)
+    return declared[queue]
 
 
 def backoff_delay(*, failures: int, cap: float) -> float:

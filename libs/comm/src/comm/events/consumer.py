@@ -58,6 +58,9 @@ tracer = trace.get_tracer(__name__)
 
 E = TypeVar("E", bound=Event)
 
+# How long `start` waits for the queue to be declared before it lets the service start without it.
+START_WAIT_SECONDS = 5.0
+
 
 @dataclass(frozen=True, kw_only=True)
 class EventMeta:
@@ -107,8 +110,14 @@ class Consumer:
             raise ValueError(f"{self.queue} already handles {model.__name__}")
         self._handlers[model] = handler
 
+    @property
+    def routing_keys(self) -> list[str]:
+        """The routing keys its queue is bound to: its handlers' events'."""
+        return sorted(model.routing_key for model in self._handlers)
+
     async def start(self) -> None:
-        """Connect, declare and consume in the background; returns at once (see `ready`)."""
+        """Connect, declare and consume in the background; returns once its queue is declared, or after
+        `START_WAIT_SECONDS` if the broker does not answer by then (the API serves while the broker is away)."""
         if not self._handlers:
             raise RuntimeError(f"consumer {self.queue} has no handlers")
         self._loop.start()
@@ -118,6 +127,10 @@ class Consumer:
             keep_seconds=self._settings.processed_events_retention_seconds,
             interval_seconds=self._settings.events_prune_interval_seconds,
         )
+        # Declared before the service's relay starts publishing, so what it publishes finds this queue bound.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(START_WAIT_SECONDS):
+                await self._ready.wait()
 
     async def ready(self) -> None:
         """Wait until the queue is declared and consumed."""
@@ -182,9 +195,8 @@ class Consumer:
         self._broker = await connect(settings=self._settings, role=f"consumer {self.queue}")
         self._channel = await self._broker.connection.channel()
         await self._channel.set_qos(prefetch_count=self._settings.events_prefetch)
-        routing_keys = sorted(model.routing_key for model in self._handlers)
         self._amqp_queue = await declare_consumer_queue(
-            self._broker, self._channel, queue=self.queue, routing_keys=routing_keys, settings=self._settings
+            self._broker, self._channel, queue=self.queue, routing_keys=self.routing_keys, settings=self._settings
         )
         # Robust: after a reconnect aio-pika re-declares the queue and consumes again with this callback.
         self._consumer_tag = await self._amqp_queue.consume(self._on_message)

@@ -28,3 +28,8 @@ WORKER_DEATHS = Counter(
     "Deaths of a supervised relay or consumer loop, each followed by a restart (comm.events.supervision).",
     ["service", "worker"],
 )
+EVENTS_UNROUTABLE = Gauge(
+    "events_unroutable_messages",
+    "Messages in the events exchange's unroutable queue, as a relay last saw it (bounded: the oldest dropped).",
+    ["service"],
+)

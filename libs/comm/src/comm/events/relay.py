@@ -40,7 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from comm.events.broker import Broker, backoff_delay, connect
-from comm.events.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_PENDING_AGE
+from comm.events.metrics import EVENTS_PUBLISHED, EVENTS_UNROUTABLE, OUTBOX_BACKLOG, OUTBOX_OLDEST_PENDING_AGE
 from comm.events.outbox import NOTIFY_CHANNEL
 from comm.events.retention import prune_outbox, start_pruning
 from comm.events.supervision import Supervised, lost_cancellation
@@ -240,6 +240,18 @@ class OutboxRelay:
             return
         OUTBOX_BACKLOG.labels(service=self._settings.service_name).set(backlog)
         OUTBOX_OLDEST_PENDING_AGE.labels(service=self._settings.service_name).set(float(oldest_age))
+        await self._refresh_unroutable()
+
+    async def _refresh_unroutable(self) -> None:
+        if self._broker is None:
+            return
+        try:
+            async with asyncio.timeout(self._settings.events_publish_timeout_seconds):
+                declared = await self._broker.unroutable_queue.declare()
+        except Exception as exc:
+            log.info("outbox relay: cannot count the unroutable queue: %s: %s", type(exc).__name__, exc)
+            return
+        EVENTS_UNROUTABLE.labels(service=self._settings.service_name).set(declared.message_count or 0)
 
     async def _drop_broker(self) -> None:
         broker, self._broker = self._broker, None

@@ -3,6 +3,7 @@
     python -m comm.events.replay user.profile-sync            # every message parked in user.profile-sync.dlq
     python -m comm.events.replay user.profile-sync --limit 10
     python -m comm.events.replay user.profile-sync --list     # show them, move nothing
+    python -m comm.events.replay --unroutable                 # what no queue was bound for, back to the exchange
 
 A replayed message goes through `<exchange>.requeue` under the queue's own name, so it reaches that queue only,
 not every queue bound to its routing key. It keeps its id, body and trace context, drops the failure record
@@ -10,6 +11,10 @@ not every queue bound to its routing key. It keeps its id, body and trace contex
 acked only after the broker confirmed its copy: a crash in between leaves it in both queues, and the consumer
 drops the second by id. A message that fails again is parked again, with the new reason. Reads `RABBITMQ_URL`
 and `EVENTS_EXCHANGE` as the services do.
+
+`--unroutable` sends the messages of `<exchange>.unroutable` (comm.events.broker) back to the events exchange under
+their routing keys, once the queues they were meant for are bound: each reaches every queue bound now, and one that
+still routes nowhere goes back to the unroutable queue (it is taken once per run, so the run ends).
 """
 
 import argparse
@@ -74,12 +79,41 @@ async def replay(settings: CommSettings, queue: str, *, limit: int | None = None
         await broker.close()
 
 
+async def replay_unroutable(settings: CommSettings, *, limit: int | None = None) -> int:
+    """Republish up to `limit` messages of the unroutable queue to the events exchange; returns how many."""
+    broker = await connect(settings=settings, role="replay unroutable")
+    try:
+        declared = await broker.unroutable_queue.declare()
+        waiting = declared.message_count or 0
+        count = waiting if limit is None else min(limit, waiting)
+        moved = 0
+        while moved < count and (message := await broker.unroutable_queue.get(no_ack=False, fail=False)):
+            routing_key = message.type or message.routing_key or ""
+            try:
+                await broker.exchange.publish(replayed_copy(message), routing_key=routing_key, mandatory=True)
+            except BaseException:
+                await message.nack(requeue=True)
+                raise
+            await message.ack()
+            moved += 1
+        return moved
+    finally:
+        await broker.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m comm.events.replay", description=__doc__.split("\n")[0])
-    parser.add_argument("queue", help="the consumer's queue, e.g. user.profile-sync (not its .dlq)")
+    parser.add_argument("queue", nargs="?", help="the consumer's queue, e.g. user.profile-sync (not its .dlq)")
+    parser.add_argument("--unroutable", action="store_true", help="replay the unroutable queue to the exchange")
     parser.add_argument("--limit", type=int, help="at most this many messages")
     parser.add_argument("--list", action="store_true", help="show the parked messages, move nothing")
     args = parser.parse_args()
+    if args.unroutable:
+        moved = asyncio.run(replay_unroutable(CommSettings(), limit=args.limit))
+        print(f"{moved} messages sent back to the exchange from the unroutable queue", file=sys.stderr)
+        return
+    if args.queue is None:
+        parser.error("name a consumer's queue, or --unroutable")
     try:
         parked = asyncio.run(replay(CommSettings(), args.queue, limit=args.limit, move=not args.list))
     except ChannelNotFoundEntity:
