@@ -103,6 +103,25 @@ async def test_a_handler_that_always_fails_is_parked_with_the_reason_after_max_a
     assert consumed(queue, "parked") == 1
 
 
+async def test_a_hung_handler_times_out_and_is_parked_while_later_events_flow(events: Any) -> None:
+    settings = events.settings.model_copy(update={"events_handler_timeout_seconds": 0.3})
+
+    async def handle(session: AsyncSession, event: UserCreated, meta: EventMeta) -> None:
+        if event.username == "hangs":
+            await asyncio.Event().wait()  # a lock or a call that never answers
+        await events.record_effect(session, event, meta)
+
+    queue = (await events.consumer("hung-handler", {UserCreated: handle}, settings=settings)).queue
+    await events.relay()
+    [hung] = await events.write_events([events.user_created("hangs")])
+    [fine] = await events.write_events([events.user_created("fine")])
+    dlq: list[AbstractIncomingMessage] = []
+    await wait_until(lambda: parked(settings, queue, dlq), within=15)
+    assert [message.message_id for message in dlq] == [str(hung)]
+    assert (dlq[0].headers or {})["x-error"].startswith("TimeoutError")
+    assert await events.count_effects(queue=queue, event_id=fine) == 1
+
+
 async def test_a_malformed_body_is_parked_at_once_and_later_events_flow(events: Any) -> None:
     settings = events.settings
     queue = (await events.consumer("strict", {UserCreated: events.record_effect})).queue

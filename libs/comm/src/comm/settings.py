@@ -71,6 +71,8 @@ class CommSettings(BaseSettings):
     events_delivery_limit: int = 20  # the broker's own guard against a message that crashes its consumer
     events_reconnect_interval_seconds: float = 2.0  # also the cap of the relay's and consumer's connect backoff
     events_publish_timeout_seconds: float = 10.0
+    # A handler running longer fails (TimeoutError): retried, then parked, like any handler failure.
+    events_handler_timeout_seconds: float = Field(30.0, gt=0)
     events_unroutable_max_length: int = Field(100_000, ge=1)  # X.unroutable's bound (comm.events.broker)
     events_heartbeat_seconds: int = Field(10, ge=1)  # a hung broker is given up on after 3 of them
     # A relay or consumer loop without progress for this long is reported stuck by `/ready`.

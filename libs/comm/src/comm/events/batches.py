@@ -9,8 +9,10 @@ its own batch, as before.
 
 When anything in a batch fails (a handler, a deadlock, the commit), the whole transaction rolls back and each of
 its events is applied again in its own transaction: the failing event fails alone and goes to retry, the others
-are applied once. A handler therefore may run twice for one delivery, the first run rolled back; handlers only
-write through their session (which a retry after a failed commit already assumes).
+are applied once. A handler that takes longer than its timeout (`EVENTS_HANDLER_TIMEOUT_SECONDS`) fails the same
+way (TimeoutError), so a hung handler holds back the queue for that long at most. A handler therefore may run
+twice for one delivery, the first run rolled back; handlers only write through their session (which a retry
+after a failed commit already assumes).
 """
 
 import asyncio
@@ -65,9 +67,16 @@ class BatchApplier:
     """The transactions of one consumer; `apply` from the delivery's task, `close` when the consumer stops."""
 
     def __init__(
-        self, *, queue: str, sessionmaker: async_sessionmaker[AsyncSession], max_batch: int, workers: int = WORKERS
+        self,
+        *,
+        queue: str,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        max_batch: int,
+        workers: int = WORKERS,
+        handler_timeout: float | None = None,
     ) -> None:
         self._queue = queue
+        self._handler_timeout = handler_timeout
         self._worker_count = workers
         self._sessionmaker = sessionmaker
         self._max_batch = max(1, max_batch)
@@ -134,7 +143,8 @@ class BatchApplier:
                 if fresh:
                     # The delivery's span, not the worker's: the handler's own spans join the event's trace.
                     with trace.use_span(pending.span, record_exception=False, set_status_on_exception=False):
-                        await pending.handler(session, pending.event, pending.meta)
+                        async with asyncio.timeout(self._handler_timeout):
+                            await pending.handler(session, pending.event, pending.meta)
                 applied.append(fresh)
         return applied
 

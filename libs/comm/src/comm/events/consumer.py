@@ -85,7 +85,12 @@ class Consumer:
         self._settings = settings
         self._sessionmaker = sessionmaker
         # A batch never exceeds what the broker lets this channel hold unacked.
-        self._applier = BatchApplier(queue=queue, sessionmaker=sessionmaker, max_batch=settings.events_prefetch)
+        self._applier = BatchApplier(
+            queue=queue,
+            sessionmaker=sessionmaker,
+            max_batch=settings.events_prefetch,
+            handler_timeout=settings.events_handler_timeout_seconds,
+        )
         self._handlers: dict[type[Event], Handler[Any]] = {}
         self._broker: Broker | None = None
         self._channel: AbstractRobustChannel | None = None
