@@ -64,7 +64,7 @@ async def set_revision(url: str, revision: str) -> None:
 
 async def test_a_service_is_ready_only_once_its_schema_is_at_the_head_of_its_migrations() -> None:
     schema = Schema.of("blog")
-    (first,) = [r for r in schema.known if r != schema.head]  # blog has two revisions
+    first = min(schema.known - {schema.head})  # any revision before the head
     async with temporary_database("ready_blog") as url, blog_app(url) as client:
         fresh = await client.get("/ready")
         assert (fresh.status_code, fresh.json()["checks"]["database"]) == (

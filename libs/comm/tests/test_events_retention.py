@@ -4,11 +4,19 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
+import pytest
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from comm.events.models import UserCreated
-from comm.events.retention import BATCH, prune_outbox, prune_processed_events, start_pruning
+from comm.events.retention import (
+    BATCH,
+    outbox_batch,
+    processed_events_batch,
+    prune_outbox,
+    prune_processed_events,
+    start_pruning,
+)
 from comm.events.tables import TABLES
 from comm.events.testing import wait_until
 
@@ -117,3 +125,19 @@ async def test_a_retention_of_zero_keeps_rows_forever() -> None:
         raise AssertionError("nothing is pruned when the retention is 0")
 
     assert start_pruning("test", prune, keep_seconds=0, interval_seconds=0.01) is None
+
+
+@pytest.mark.parametrize(
+    ("batch", "index"),
+    [
+        (outbox_batch(WEEK), "ix_outbox_sent"),
+        (processed_events_batch("user.profile-sync", WEEK), "ix_processed_events_consumer_at"),
+    ],
+    ids=["outbox", "processed_events"],
+)
+async def test_retention_finds_its_rows_through_an_index(events_engine: AsyncEngine, batch: Any, index: str) -> None:
+    async with events_engine.connect() as conn:
+        await conn.execute(text("SET enable_seqscan = off"))  # the tables are tiny here: ask how it would scale
+        compiled = batch.compile(conn.sync_connection, compile_kwargs={"literal_binds": True})
+        plan = "\n".join((await conn.execute(text(f"EXPLAIN {compiled}"))).scalars().all())
+    assert index in plan, plan

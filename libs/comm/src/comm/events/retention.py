@@ -23,7 +23,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Table, delete, func, select
+from sqlalchemy import ColumnElement, CursorResult, Delete, Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from comm.events.tables import TABLES
@@ -36,15 +36,29 @@ Transaction = Callable[[], AbstractAsyncContextManager[AsyncConnection] | Abstra
 
 async def prune_outbox(begin: Transaction, keep_seconds: float) -> int:
     """Delete outbox rows sent more than `keep_seconds` ago; returns how many."""
-    outbox = TABLES.outbox
-    return await _delete_in_batches(begin, outbox, outbox.c.id, outbox.c.sent_at < _ago(keep_seconds))
+    return await _delete_in_batches(begin, outbox_batch(keep_seconds))
 
 
 async def prune_processed_events(begin: Transaction, consumer: str, keep_seconds: float) -> int:
     """Delete `consumer`'s dedup records older than `keep_seconds`; returns how many."""
+    return await _delete_in_batches(begin, processed_events_batch(consumer, keep_seconds))
+
+
+def outbox_batch(keep_seconds: float) -> Delete:
+    """One batch of outbox rows sent more than `keep_seconds` ago, deleted (found through `ix_outbox_sent`)."""
+    outbox = TABLES.outbox
+    return _batch(outbox, outbox.c.id, outbox.c.sent_at < _ago(keep_seconds))
+
+
+def processed_events_batch(consumer: str, keep_seconds: float) -> Delete:
+    """One batch of `consumer`'s old dedup records, deleted (found through `ix_processed_events_consumer_at`)."""
     processed = TABLES.processed_events
     old = (processed.c.consumer == consumer) & (processed.c.processed_at < _ago(keep_seconds))
-    return await _delete_in_batches(begin, processed, processed.c.event_id, old)
+    return _batch(processed, processed.c.event_id, old)
+
+
+def _batch(table: Table, key: ColumnElement[object], condition: ColumnElement[bool]) -> Delete:
+    return delete(table).where(condition, key.in_(select(key).where(condition).limit(BATCH).scalar_subquery()))
 
 
 def start_pruning(
@@ -72,14 +86,11 @@ def _ago(seconds: float) -> ColumnElement[object]:
     return func.clock_timestamp() - timedelta(seconds=seconds)
 
 
-async def _delete_in_batches(
-    begin: Transaction, table: Table, key: ColumnElement[object], condition: ColumnElement[bool]
-) -> int:
+async def _delete_in_batches(begin: Transaction, batch: Delete) -> int:
     deleted = 0
     while True:
-        batch = select(key).where(condition).limit(BATCH).scalar_subquery()
         async with begin() as conn:
-            result = cast(CursorResult[Any], await conn.execute(delete(table).where(condition, key.in_(batch))))
+            result = cast(CursorResult[Any], await conn.execute(batch))
         deleted += result.rowcount
         if result.rowcount < BATCH:
             return deleted

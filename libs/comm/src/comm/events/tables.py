@@ -33,6 +33,8 @@ def add_event_tables(metadata: MetaData) -> EventTables:
         Column("sent_at", DateTime(timezone=True)),
         Column("last_error", Text),
         Index("ix_outbox_pending", "created_at", postgresql_where=text("sent_at IS NULL")),
+        # Retention deletes by sent_at (comm.events.retention): without this it scanned the whole table.
+        Index("ix_outbox_sent", "sent_at", postgresql_where=text("sent_at IS NOT NULL")),
     )
     processed_events = Table(
         "processed_events",
@@ -40,6 +42,7 @@ def add_event_tables(metadata: MetaData) -> EventTables:
         Column("event_id", Uuid, primary_key=True),
         Column("consumer", String(255), primary_key=True),  # the queue whose handler applied it
         Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Index("ix_processed_events_consumer_at", "consumer", "processed_at"),  # retention, per consumer
     )
     return EventTables(outbox=outbox, processed_events=processed_events)
 
