@@ -180,3 +180,17 @@ async def test_a_database_refusing_connections_pauses_consumption_and_parks_noth
         assert await events.count_effects(queue=consumer.queue, event_id=event_id) == 1
     assert await take_messages(url=events.settings.rabbitmq_url, queue=f"{consumer.queue}.dlq") == []
     assert await take_messages(url=events.settings.rabbitmq_url, queue=f"{consumer.queue}.retry") == []
+
+
+async def test_a_poison_row_does_not_hold_back_the_rows_around_it(events: Any) -> None:
+    queue = (await events.consumer("poison-row", {UserCreated: events.record_effect})).queue
+    async with events.engine.begin() as conn:  # a row the broker can never take: its header does not encode
+        poison = {"id": uuid.uuid4(), "routing_key": "user.created", "body": "{}", "headers": {"big": 2**70}}
+        await conn.execute(outbox.insert().values(**poison))
+    good = await events.write_events([events.user_created(f"g{i}") for i in range(40)])
+    # Batches of 5, each with the poison row first: backing off after each (0.05 s doubling, up to 30 s here)
+    # would take some 25 s to reach the tenth.
+    settings = events.settings.model_copy(update={"outbox_batch_size": 5, "events_reconnect_interval_seconds": 30.0})
+    await events.relay(settings=settings)
+    await wait_until(lambda: events.has_effects(queue=queue, count=len(good)), within=8)
+    assert await pending(events.engine) == 1

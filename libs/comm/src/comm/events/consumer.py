@@ -96,13 +96,7 @@ class Consumer:
         self._channel: AbstractRobustChannel | None = None
         self._amqp_queue: AbstractRobustQueue | None = None
         self._consumer_tag: str | None = None
-        self._loop = Supervised(
-            f"consumer {queue}",
-            self._consume,
-            service=settings.service_name,
-            restart_cap_seconds=settings.events_reconnect_interval_seconds,
-            stuck_after_seconds=settings.events_stuck_after_seconds,
-        )
+        self._loop = Supervised.for_settings(f"consumer {queue}", self._consume, settings)
         self._pruning: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._stopping = False

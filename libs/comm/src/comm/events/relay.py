@@ -75,13 +75,7 @@ class OutboxRelay:
         self._broker: Broker | None = None
         self._listener: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
-        self._loop = Supervised(
-            f"{settings.service_name} outbox relay",
-            self._run,
-            service=settings.service_name,
-            restart_cap_seconds=settings.events_reconnect_interval_seconds,
-            stuck_after_seconds=settings.events_stuck_after_seconds,
-        )
+        self._loop = Supervised.for_settings(f"{settings.service_name} outbox relay", self._run, settings)
         self._pruning: asyncio.Task[None] | None = None
         self._gauges_refreshed_at = 0.0
 
@@ -166,9 +160,13 @@ class OutboxRelay:
             # publishes, so that its round trip is not on the way from a commit to its delivery.
             await conn.execute(text("SET LOCAL synchronous_commit = off"))
             await _mark(conn, rows, results)
-        failed = [result for result in results if isinstance(result, BaseException)]
-        if failed:
-            raise failed[0]
+        failed = [(row, result) for row, result in zip(rows, results, strict=True) if isinstance(result, BaseException)]
+        if failed and len(failed) == len(rows):
+            raise failed[0][1]  # nothing went out: the broker's trouble, the relay backs off
+        for row, error in failed:  # the others went out: this row's own trouble, no reason to hold the rest back
+            log.warning(
+                "outbox relay: row %s (%s) not sent: %s: %s", row.id, row.routing_key, type(error).__name__, error
+            )
         return len(rows)
 
     async def _publish(self, broker: Broker, row: OutboxRow) -> None:

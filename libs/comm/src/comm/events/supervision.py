@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from comm.events.broker import backoff_delay
 from comm.events.metrics import WORKER_DEATHS
+from comm.settings import CommSettings
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,18 @@ class Supervised:
         self._task: asyncio.Task[None] | None = None
         self._beat_at = time.monotonic()
         self._death: str | None = None  # set while waiting to restart
+
+    @classmethod
+    def for_settings(cls, name: str, run: Callable[[], Awaitable[None]], settings: CommSettings) -> "Supervised":
+        """A relay's or consumer's loop: restarts backed off up to the reconnect interval, stuck after
+        `events_stuck_after_seconds`."""
+        return cls(
+            name,
+            run,
+            service=settings.service_name,
+            restart_cap_seconds=settings.events_reconnect_interval_seconds,
+            stuck_after_seconds=settings.events_stuck_after_seconds,
+        )
 
     def start(self) -> None:
         """Start supervising in the background."""
