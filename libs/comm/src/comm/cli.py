@@ -30,7 +30,6 @@ class ServiceSettings(Protocol):
     log_level: str
     log_format: LogFormat
     access_log: bool
-    proxy_headers: bool
     environment: Environment
 
     def weak_secrets(self) -> list[str]: ...
@@ -74,7 +73,7 @@ def main(
             log_level=current.log_level.lower(),
             log_config=logs,
             access_log=current.access_log,
-            proxy_headers=current.proxy_headers,
+            proxy_headers=False,  # forwarded headers are the app's to trust or not (the gateway's trusted_proxies)
         )
     elif args.command != "migrate":
         try:

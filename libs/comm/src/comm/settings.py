@@ -114,12 +114,11 @@ class CommSettings(BaseSettings):
 
     # Serving (`python -m <service> serve`), under the service's prefix. An access line per request is for the
     # edge: between services every request is already a span and a metric, and the line would cost a tenth of a
-    # service's read. Forwarded headers are trusted at the edge only: no proxy stands before a service.
+    # service's read. uvicorn trusts no forwarded header: the gateway decides whose it trusts (trusted_proxies).
     log_level: str = "info"
     access_log: bool = False
     # `text` for a terminal, `json` lines for a log collector (comm.logs); one variable for every app.
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("LOG_FORMAT"))
-    proxy_headers: bool = False
 
     # Observability (docs/architecture.md §5).
     otel_exporter_otlp_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))

@@ -88,7 +88,10 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def serve(app: Any, *, port: int = 0, **config: Any) -> AsyncIterator[str]:
-    """Run an ASGI app under a real uvicorn server in this event loop; yield its base URL."""
+    """Run an ASGI app under a real uvicorn server in this event loop; yield its base URL.
+
+    As `python -m <service> serve` does, uvicorn trusts no forwarded header (its default trusts 127.0.0.1)."""
+    config = {"proxy_headers": False, **config}
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config)
     )

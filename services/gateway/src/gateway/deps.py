@@ -30,7 +30,7 @@ class UpstreamClients:
 
 
 async def client_address(request: Request) -> str:
-    """The client's address, as the rate limits key it (behind a proxy, run uvicorn with --proxy-headers)."""
+    """The client's address, as the rate limits key it: behind GATEWAY_TRUSTED_PROXIES, the one they forward."""
     return request.client.host if request.client else "unknown"
 
 

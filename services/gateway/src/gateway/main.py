@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from comm.bootstrap import service_app
 from comm.metrics import serve_metrics
@@ -65,6 +66,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "X-Requested-With"],
         max_age=600,
     )
+    if settings.trusted_proxies:  # outermost, so the access log and the rate limits see the client behind them
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     for router in (users.router, users.profiles, articles.router, comments.router, comments.moderation):
         app.include_router(router, prefix="/api")
     return app

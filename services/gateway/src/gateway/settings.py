@@ -1,5 +1,6 @@
 """Gateway settings: `GATEWAY_*` variables plus the shared ones of `CommSettings` (service URLs, REDIS_URL...)."""
 
+import ipaddress
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
@@ -16,9 +17,11 @@ class GatewaySettings(CommSettings):
     service_name: str = "gateway"
     listen_host: str = "127.0.0.1"
     listen_port: int = 3000
-    # The edge: an access line per public request; X-Forwarded-For from the addresses uvicorn trusts (127.0.0.1).
+    # The edge: an access line per public request.
     access_log: bool = True
-    proxy_headers: bool = True
+    # Proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For names the client: the ingress's.
+    # Empty, the default, trusts none: the client is the peer of the TCP connection, whatever headers it sends.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
     # /metrics is served here, on the same host but not on the public port (0: any free port, for tests).
     metrics_port: int = 9464
     max_body_bytes: int = 256 * 1024
@@ -40,16 +43,27 @@ class GatewaySettings(CommSettings):
     )
 
     # Rate limits (the `limits` library's notation), in memory, or shared through Redis when REDIS_URL is set.
+    # Failed logins (gateway.ratelimit): per address and email, per address, per account (a short window).
     rate_limit_login: str = "5/minute"
+    rate_limit_login_address: str = "20/minute"
+    rate_limit_login_account: str = "10/minute"
     rate_limit_register: str = "20/minute"
+    rate_limit_update_user: str = "20/minute"  # per user: email and username changes tell what is taken
     rate_limit_comment: str = "30/minute"
     rate_limit_comment_anonymous: str = "5/minute"
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
-    def _split_origins(cls, value: Any) -> Any:
+    def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for proxy in value:
+            ipaddress.ip_network(proxy, strict=False)  # ValueError names a value that is no address or range
         return value
 
     def weak_secrets(self) -> list[str]:

@@ -35,9 +35,9 @@ async def register(
 async def login(
     request: LoginUserRequest, upstreams: Upstreams, limiter: Limiter, client: ClientAddress
 ) -> UserResponse:
-    """Log in; repeated attempts for one email from one address are rate limited."""
-    await limiter.hit(limiter.limits.login, "login", client, request.user.email.lower())
-    return UserResponse(user=await accounts.login(upstreams, data=request.user))
+    """Log in; failed attempts are rate limited per address and email, per address and per account."""
+    async with limiter.failed_logins(address=client, email=request.user.email.lower()):
+        return UserResponse(user=await accounts.login(upstreams, data=request.user))
 
 
 @router.get("/user", responses=errors(401))
@@ -46,11 +46,12 @@ async def current_user(viewer: CurrentViewer, upstreams: Upstreams) -> UserRespo
     return UserResponse(user=await accounts.current_user(upstreams, viewer=viewer))
 
 
-@router.put("/user", responses=errors(401, 413))
+@router.put("/user", responses=errors(401, 413, 429))
 async def update_user(
-    request: UpdateUserRequest, viewer: CurrentViewer, upstreams: Upstreams, validator: Validator
+    request: UpdateUserRequest, viewer: CurrentViewer, upstreams: Upstreams, validator: Validator, limiter: Limiter
 ) -> UserResponse:
-    """Update email, username, password (which revokes earlier tokens), bio or image."""
+    """Update email, username, password (which revokes earlier tokens), bio or image; rate limited per user."""
+    await limiter.hit(limiter.limits.update_user, "update-user", str(viewer.user.id))
     return UserResponse(
         user=await accounts.update_user(upstreams, viewer=viewer, data=request.user, validator=validator)
     )
