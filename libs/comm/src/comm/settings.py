@@ -12,7 +12,7 @@ missing or a development value (comm.cli checks before anything else); with `loc
 default, it logs them as a warning. Every service's secrets are listed by `CommSettings.weak_secrets`.
 """
 
-from typing import Literal
+from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -52,6 +52,7 @@ class CommSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     service_name: str = "service"
+    uses_broker: ClassVar[bool] = True  # whether RABBITMQ_URL is one of this service's secrets
     environment: Environment = Field("local", validation_alias=_env("ENVIRONMENT"))
 
     # Downstreams.
@@ -134,7 +135,7 @@ class CommSettings(BaseSettings):
         token_secret = self.internal_token_secret.get_secret_value()
         if is_development_value(token_secret) or len(token_secret) < MIN_TOKEN_SECRET_LENGTH:
             weak.append(f"INTERNAL_TOKEN_SECRET is a development value or shorter than {MIN_TOKEN_SECRET_LENGTH}")
-        if problem := url_password_problem(self.rabbitmq_url):
+        if self.uses_broker and (problem := url_password_problem(self.rabbitmq_url)):
             weak.append(f"RABBITMQ_URL {problem}")
         database_url: str | None = getattr(self, "database_url", None)  # the gateway has no database
         if database_url is not None and (problem := url_password_problem(database_url)):

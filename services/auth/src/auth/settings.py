@@ -35,10 +35,3 @@ class AuthSettings(CommSettings):
 
     listen_host: str = "127.0.0.1"
     listen_port: int = 3001
-
-    def weak_secrets(self) -> list[str]:
-        """The shared secrets, and the signing key: the generated development key is no key for production."""
-        weak = super().weak_secrets()
-        if self.signing_key is None and self.signing_key_file is None:
-            weak.append("AUTH_SIGNING_KEY (or AUTH_SIGNING_KEY_FILE) is missing: a development key would be generated")
-        return weak

@@ -5,6 +5,7 @@ before any claim is read. `typ` = "access" keeps user tokens apart from internal
 """
 
 import logging
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -85,6 +86,8 @@ def load_signing_key(settings: AuthSettings) -> ec.EllipticCurvePrivateKey:
         return _parse(settings.signing_key.get_secret_value().encode())
     if settings.signing_key_file is not None:
         return _parse(settings.signing_key_file.read_bytes())
+    if settings.environment == "production":  # checked when serving, not by comm.cli: migrations need no key
+        sys.exit("auth: ENVIRONMENT=production refuses to start: AUTH_SIGNING_KEY or AUTH_SIGNING_KEY_FILE is missing")
     path = settings.dev_signing_key_file
     if path.exists():
         log.warning("auth: using the development signing key %s (set AUTH_SIGNING_KEY_FILE in production)", path)

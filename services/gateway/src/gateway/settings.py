@@ -1,7 +1,7 @@
 """Gateway settings: `GATEWAY_*` variables plus the shared ones of `CommSettings` (service URLs, REDIS_URL...)."""
 
 import ipaddress
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -15,6 +15,7 @@ class GatewaySettings(CommSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", populate_by_name=True)
 
     service_name: str = "gateway"
+    uses_broker: ClassVar[bool] = False  # no event in or out: it holds no broker URL
     listen_host: str = "127.0.0.1"
     listen_port: int = 3000
     # The edge: an access line per public request.
