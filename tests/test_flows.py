@@ -23,6 +23,7 @@ async def signup(api: httpx.AsyncClient, prefix: str = "u") -> dict[str, Any]:
     assert response.status_code == 201, response.text
     user: dict[str, Any] = response.json()["user"]
     user["auth"] = {"Authorization": f"Token {user['token']}"}
+    user["headers"] = response.headers
     return user
 
 
@@ -254,6 +255,14 @@ async def test_the_edge_of_the_public_api(stack: Stack, api: httpx.AsyncClient) 
         assert response.status_code == 422, query
         assert set(response.json()) == {"errors"}
     assert (await api.get("/user", headers=user["auth"])).headers["cache-control"] == "no-store"
+    login = {"user": {"email": user["email"], "password": "password"}}
+    answers = [await api.post("/users/login", json=login), await api.get("/tags"), await api.get("/nowhere"), too_big]
+    assert answers[0].headers["cache-control"] == "no-store"  # it carries a token
+    assert user["headers"]["cache-control"] == "no-store"  # registration's answer too
+    for answer in answers:
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["x-frame-options"] == "DENY"
     allowed = await api.options(
         "/articles", headers={"Origin": "http://localhost:4200", "Access-Control-Request-Method": "POST"}
     )
