@@ -1,6 +1,7 @@
 """Rate limits through the public API, keyed on the real client address: each test calls from its own loopback
 address (127.x.y.z reaches the gateway on 127.0.0.1), so its windows are its own."""
 
+import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -71,3 +72,16 @@ async def test_40_updates_of_the_user_in_a_row_meet_429(stack: Stack) -> None:
             statuses.append((await api.put("/user", json=body, headers=user["auth"])).status_code)
     assert statuses[:20] == [200] * 20  # GATEWAY_RATE_LIMIT_UPDATE_USER, 20/minute per user
     assert set(statuses[20:]) == {429}
+
+
+async def test_logout_all_ends_every_earlier_token_within_the_cache_ttl(stack: Stack) -> None:
+    async with client_from(stack) as api:
+        user = await signup(api)
+        login = {"user": {"email": user["email"], "password": "password"}}
+        other = (await api.post("/users/login", json=login)).json()["user"]["token"]
+        other_auth = {"Authorization": f"Token {other}"}
+        assert (await api.get("/user", headers=other_auth)).status_code == 200  # cached by the gateway now
+        assert (await api.post("/user/logout-all", headers=user["auth"])).status_code == 204
+        assert (await api.get("/user", headers=user["auth"])).status_code == 401
+        await asyncio.sleep(5.5)  # GATEWAY_TOKEN_CACHE_TTL_SECONDS
+        assert (await api.get("/user", headers=other_auth)).status_code == 401

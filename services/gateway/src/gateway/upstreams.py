@@ -131,6 +131,9 @@ class AuthClient(AuthServiceClient):
     async def update_me(self, changes: dict[str, Any], *, identity: Identity) -> AuthUser:
         return await self.http.patch("/auth/users/me", json=changes, response_model=AuthUser, identity=identity)
 
+    async def logout_all(self, *, identity: Identity) -> None:
+        await self.http.post("/auth/users/me/logout-all", identity=identity)
+
 
 class UserClient(UserServiceClient):
     async def ensure(self, *, user_id: uuid.UUID, username: str, identity: Identity) -> ProfileView:

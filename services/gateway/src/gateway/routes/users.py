@@ -57,6 +57,14 @@ async def update_user(
     )
 
 
+@router.post("/user/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401))
+async def logout_all(viewer: CurrentViewer, upstreams: Upstreams, validator: Validator) -> None:
+    """Extension: every token issued to the current user so far stops working (this gateway's cached answer for
+    this token at once, other replicas' within GATEWAY_TOKEN_CACHE_TTL_SECONDS)."""
+    await upstreams.auth.logout_all(identity=viewer.identity)
+    validator.forget(viewer.token)
+
+
 @profiles.get("", responses=errors(401, 404), openapi_extra=OPTIONAL_AUTH)
 async def get_profile(username: UsernamePath, viewer: OptionalViewer, upstreams: Upstreams) -> ProfileResponse:
     return ProfileResponse(profile=await accounts.get_profile(upstreams, username=username, viewer=viewer))
