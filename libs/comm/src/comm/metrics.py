@@ -9,16 +9,25 @@ Sections: HTTP server, HTTP client (breaker, retries), events (comm.events.metri
 """
 
 import logging
+import time
 from collections.abc import Callable
 
-from fastapi import FastAPI
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
-from prometheus_fastapi_instrumentator import Instrumentator
-from prometheus_fastapi_instrumentator.metrics import Info
+from fastapi import FastAPI, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["REGISTRY", "record_error", "serve_metrics", "setup_metrics"]
 
 log = logging.getLogger(__name__)
+UNMEASURED_PATHS = frozenset({"/metrics"})  # the scrapes themselves
 
 # ---- HTTP server: requests, latency, errors ---------------------------------------------------------------------
 
@@ -44,21 +53,52 @@ def setup_metrics(app: FastAPI, service_name: str, *, expose: bool = True) -> No
     """Count and time every request of `app` under `service_name`, and serve `/metrics` unless `expose` is False
     (the gateway, whose port is public, serves them on a port of their own: `serve_metrics`)."""
     app.state.metrics_service = service_name
-
-    def observe(info: Info) -> None:
-        path = info.modified_handler
-        HTTP_REQUESTS.labels(service_name, info.method, path, info.modified_status).inc()
-        HTTP_REQUEST_DURATION.labels(service_name, info.method, path).observe(info.modified_duration)
-
-    instrumentator = Instrumentator(
-        should_group_status_codes=False,
-        should_group_untemplated=True,  # unmatched URLs share one `none` series instead of one series each
-        excluded_handlers=["^/metrics$"],
-        registry=REGISTRY,
-    )
-    instrumentator.add(observe).instrument(app)
+    app.add_middleware(MetricsMiddleware, service=service_name)
     if expose:
-        instrumentator.expose(app, include_in_schema=False)
+        app.add_route("/metrics", _scrape, include_in_schema=False)
+
+
+class MetricsMiddleware:
+    """One ASGI layer: each HTTP request counted and timed by its route template (`none` when no route matched).
+
+    prometheus-fastapi-instrumentator did this before, and was dropped after measuring it: it matched the request
+    against every route a second time to find the template (with FastAPI 0.165's included routers, a walk over
+    every route's context), and built a Request, a Response and an Info per request: about 45 µs of the gateway's
+    ~500 µs of in-process CPU per article read. The router has already matched the route and left it on the scope
+    (`scope["route"]`), so reading it there is all the lookup needed. Same metric names and labels as before,
+    provided a router carries its whole prefix itself: for an included router, the scope holds the router's own
+    route, without a prefix given to `include_router`.
+    """
+
+    def __init__(self, app: ASGIApp, *, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in UNMEASURED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what an exception that escapes every handler becomes
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "none"  # unmatched URLs share one series instead of one each
+            method = scope["method"]
+            HTTP_REQUESTS.labels(self.service, method, path, str(status)).inc()
+            HTTP_REQUEST_DURATION.labels(self.service, method, path).observe(time.perf_counter() - started)
+
+
+async def _scrape(request: Request) -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
 def serve_metrics(*, host: str, port: int) -> Callable[[], None]:

@@ -68,6 +68,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     if settings.trusted_proxies:  # outermost, so the access log and the rate limits see the client behind them
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
+    # Each router carries its whole prefix (`/api/...`): the route on the scope, which the metrics label requests
+    # by, is the router's own, so a prefix given here would be missing from the label (comm.metrics).
     for router in (users.router, users.profiles, articles.router, comments.router, comments.moderation):
-        app.include_router(router, prefix="/api")
+        app.include_router(router)
     return app

@@ -21,7 +21,7 @@ from gateway.schemas import (
     errors,
 )
 
-router = APIRouter(tags=["Articles"])
+router = APIRouter(prefix="/api", tags=["Articles"])
 MAX_PAGE = 100
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="How many articles (1 to 100).")]

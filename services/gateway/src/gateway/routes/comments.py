@@ -17,8 +17,8 @@ from gateway.schemas import (
     errors,
 )
 
-router = APIRouter(prefix="/articles/{slug}/comments", tags=["Comments"])
-moderation = APIRouter(prefix="/moderation/comments", tags=["Moderation"])
+router = APIRouter(prefix="/api/articles/{slug}/comments", tags=["Comments"])
+moderation = APIRouter(prefix="/api/moderation/comments", tags=["Moderation"])
 
 Slug = Annotated[str, Path(max_length=200, pattern=r"^[^\x00]*$")]
 CommentId = Annotated[int, Path(ge=1, le=2**63 - 1)]

@@ -17,8 +17,8 @@ from gateway.schemas import (
     errors,
 )
 
-router = APIRouter(tags=["User and Authentication"])
-profiles = APIRouter(prefix="/profiles/{username}", tags=["Profile"])
+router = APIRouter(prefix="/api", tags=["User and Authentication"])
+profiles = APIRouter(prefix="/api/profiles/{username}", tags=["Profile"])
 UsernamePath = Annotated[str, Path(pattern=USERNAME)]
 
 
