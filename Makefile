@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST := $(UV) run --frozen pytest
 SERVICES := $(notdir $(wildcard services/*))
 
-.PHONY: help uv install test test-comm lint fmt typecheck run up down bench bench-http bench-events migration asyncapi k8s-secrets
+.PHONY: help uv install test test-comm lint fmt typecheck run up down bench bench-http bench-events bench-memory migration asyncapi k8s-secrets
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ bench-events: install ## Benchmark outbox-to-handler latency and throughput agai
 
 k8s-secrets: install ## Write infra/k8s/base/secrets/ (git-ignored): random passwords and auth's key, for kustomize
 	$(UV) run --frozen python infra/k8s/make_secrets.py
+
+bench-memory: install ## Resident memory of each app under a workload, for the k8s requests and limits
+	$(UV) run --frozen python bench/memory.py
 
 asyncapi: install ## Write docs/asyncapi.yaml from the event registry (comm.events.models)
 	$(UV) run --frozen python -m comm.events.asyncapi > docs/asyncapi.yaml

@@ -16,6 +16,7 @@
 
 import base64
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -256,13 +257,17 @@ def test_the_manifests_pass_the_api_schemas_strictly(kustomization: str, tmp_pat
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 def test_every_deployment_is_probed_for_readiness_and_liveness(kustomization: str) -> None:
+    """The apps on `/ready` (red until the schema is at head) and `/health`; anything else (Redis) some probe."""
     deployments = of_kind(rendered(kustomization), "Deployment")
     assert set(deployments) >= set(SETTINGS)
     for name, deployment in deployments.items():
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             ports = {port["name"] for port in container.get("ports", [])}
             for probe, path in (("readinessProbe", "/ready"), ("livenessProbe", "/health")):
-                check = container.get(probe, {}).get("httpGet", {})
+                assert probe in container, f"{name}/{container['name']}: no {probe}"
+                if name not in SETTINGS:
+                    continue
+                check = container[probe].get("httpGet", {})
                 assert check.get("path") == path, f"{name}/{container['name']}: {probe}"
                 assert check.get("port") in ports, f"{name}/{container['name']}: {probe} on a port it does not open"
 
@@ -278,11 +283,8 @@ def test_every_app_container_loads_its_settings_in_the_environment_its_pod_gets(
         assert "AUTH_PORT" in environment  # the links are there: auth's Service is in every namespace of ours
         settings = load_settings(app, environment, monkeypatch)
         assert settings.service_name == app, workload
-        assert environment["ENVIRONMENT"] == "production", workload
-        assert getattr(settings, "environment", "production") == "production", workload
-        weak_secrets = getattr(settings, "weak_secrets", None)  # what ENVIRONMENT=production refuses to start with
-        if weak_secrets is not None:
-            assert weak_secrets() == [], workload
+        assert settings.environment == "production", workload
+        assert settings.weak_secrets() == [], workload  # what production refuses to start with
         for port in container.get("ports", [])[:1]:
             assert settings.listen_port == port["containerPort"], workload
             assert settings.listen_host == "0.0.0.0", workload
@@ -316,8 +318,13 @@ def test_every_setting_without_a_usable_default_is_set(kustomization: str) -> No
                 assert names[field] in environment, f"{workload}/{container['name']}: {names[field]}"
         own = {item["name"] for item in container.get("env", [])}
         sources = {key for source in container.get("envFrom", []) for key in env_from(resources, source)}
-        known = {*names.values(), "ENVIRONMENT"}  # ENVIRONMENT: what kind of deployment, read by comm's settings
-        assert sorted((own | sources) - known) == [], f"{workload}/{container['name']}"
+        assert sorted((own | sources) - KNOWN) == [], f"{workload}/{container['name']}"
+
+
+# Every variable some app reads (a shared ConfigMap carries each service's own, `BLOG_DATABASE_POOL_SIZE`, ...).
+KNOWN = {name for settings in SETTINGS.values() for name in env_names(settings).values()} | {
+    "GATEWAY_TRUSTED_PROXIES",  # the peers whose X-Forwarded-For the gateway believes
+}
 
 
 def env_from(resources: tuple[dict[str, Any], ...], source: dict[str, Any]) -> dict[str, str]:
@@ -416,3 +423,284 @@ def test_each_service_migrates_before_it_serves_on_its_own_port(kustomization: s
         migrations = [(c["image"], c["args"]) for c in spec.get("initContainers", [])]
         assert migrations == ([] if app == "gateway" else [(container["image"], ["migrate"])]), app
     assert of_kind(resources, "Job") == {}
+
+
+# ---- the production overlay ----------------------------------------------------------------------------------------
+
+PRODUCTION = "overlays/production"
+ARGON2_MIB = 19  # auth's argon2_memory_cost_kib / 1024: what one hash or verify holds while it runs
+
+
+def production() -> tuple[dict[str, Any], ...]:
+    return rendered(PRODUCTION)
+
+
+def app_settings(resources: tuple[dict[str, Any], ...], app: str, monkeypatch: pytest.MonkeyPatch) -> CommSettings:
+    """`app`'s settings as its serving container builds them."""
+    spec = of_kind(resources, "Deployment")[app]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    return load_settings(app, pod_environment(resources, container), monkeypatch)
+
+
+def test_production_scales_every_app_and_keeps_one_through_a_disruption() -> None:
+    resources = production()
+    deployments, autoscalers = of_kind(resources, "Deployment"), of_kind(resources, "HorizontalPodAutoscaler")
+    budgets = of_kind(resources, "PodDisruptionBudget")
+    for app in SETTINGS:
+        target = autoscalers[app]["spec"]["scaleTargetRef"]
+        assert (target["kind"], target["name"]) == ("Deployment", app)
+        assert 2 <= autoscalers[app]["spec"]["minReplicas"] < autoscalers[app]["spec"]["maxReplicas"], app
+        assert "replicas" not in deployments[app]["spec"], f"{app}: re-applying would reset the autoscaler's count"
+        labels = deployments[app]["spec"]["template"]["metadata"]["labels"]
+        selector = budgets[app]["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= labels.items(), app
+        assert budgets[app]["spec"].get("maxUnavailable") == 1, app
+        spread = deployments[app]["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        by_node = next(c for c in spread if c["topologyKey"] == "kubernetes.io/hostname")
+        assert by_node["labelSelector"]["matchLabels"].items() <= labels.items(), app
+        assert "app.kubernetes.io/name" in by_node["matchLabelKeys"], app  # each app spread on its own
+
+
+def test_production_pods_meet_the_restricted_pod_security_level() -> None:
+    """What the "restricted" level checks, for every pod (the namespace enforces it: the API server would refuse)."""
+    resources = production()
+    (namespace,) = of_kind(resources, "Namespace").values()
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    specs = dict(pod_specs(resources))
+    assert {name for name in specs if name.startswith("Deployment/")} >= {f"Deployment/{app}" for app in SETTINGS}
+    for workload, spec in specs.items():
+        pod = spec.get("securityContext", {})
+        assert [key for key in ("hostNetwork", "hostPID", "hostIPC") if spec.get(key)] == [], workload
+        assert all("hostPath" not in volume for volume in spec.get("volumes", [])), workload
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            own = container.get("securityContext", {})
+            name = f"{workload}/{container['name']}"
+            assert own.get("runAsNonRoot", pod.get("runAsNonRoot")) is True, name
+            assert own.get("runAsUser", pod.get("runAsUser", 1)) != 0, name
+            seccomp = own.get("seccompProfile", pod.get("seccompProfile", {}))
+            assert seccomp.get("type") == "RuntimeDefault", name
+            assert own.get("allowPrivilegeEscalation") is False, name
+            assert own.get("capabilities", {}).get("drop") == ["ALL"], name
+            assert not own.get("capabilities", {}).get("add"), name
+            assert not own.get("privileged"), name
+
+
+def test_production_exposes_the_gateway_through_the_ingress_and_trusts_only_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resources = production()
+    (ingress,) = of_kind(resources, "Ingress").values()
+    backends = {
+        (path["backend"]["service"]["name"], path["backend"]["service"]["port"]["name"])
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert backends == {("gateway", "http")}
+    gateway = app_settings(resources, "gateway", monkeypatch)
+    environment = pod_environment(
+        resources, of_kind(resources, "Deployment")["gateway"]["spec"]["template"]["spec"]["containers"][0]
+    )
+    proxies = getattr(gateway, "trusted_proxies", None) or environment["GATEWAY_TRUSTED_PROXIES"].split(",")
+    assert proxies, "the gateway would see the ingress's address for every client"
+    policy = of_kind(resources, "NetworkPolicy")["gateway"]
+    (public,) = [rule for rule in policy["spec"]["ingress"] if any(p["port"] == 3000 for p in rule["ports"])]
+    assert public["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+
+
+POSTGRES_DEFAULT_MAX_CONNECTIONS = 100  # what the base assumes of a PostgreSQL it does not bring
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_the_connection_budget_fits_postgres(kustomization: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every replica allowed (the autoscaler's maximum, else the Deployment's count) plus a rollout's surge, each
+    holding both its pools and the relay's LISTEN connection, plus a migrating init container per surging pod: under
+    max_connections (the CloudNativePG cluster's, else PostgreSQL's default) less the reserved and 10 for operators."""
+    resources = rendered(kustomization)
+    parameters = next(iter(of_kind(resources, "Cluster").values()), {"spec": {"postgresql": {"parameters": {}}}})
+    parameters = parameters["spec"]["postgresql"]["parameters"]
+    maximum = int(parameters.get("max_connections", POSTGRES_DEFAULT_MAX_CONNECTIONS))
+    available = maximum - int(parameters.get("superuser_reserved_connections", 3)) - 10
+    autoscalers, deployments = of_kind(resources, "HorizontalPodAutoscaler"), of_kind(resources, "Deployment")
+    total = 0
+    for app in ("auth", "blog", "user", "comment"):
+        settings = app_settings(resources, app, monkeypatch)
+        spec = deployments[app]["spec"]
+        replicas = autoscalers[app]["spec"]["maxReplicas"] if app in autoscalers else spec["replicas"]
+        surge = spec.get("strategy", {}).get("rollingUpdate", {}).get("maxSurge", "25%")
+        surge = -(-replicas * int(surge[:-1]) // 100) if isinstance(surge, str) else surge  # a percentage rounds up
+        per_pod = settings.database_pool_size + settings.database_read_pool_size + 1
+        total += (replicas + surge) * per_pod + surge * 2  # a migrating init container: ensure_database, Alembic
+    assert total <= available, f"{kustomization}: {total} connections for {available}"
+
+
+def test_production_auth_hashes_inside_its_memory_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A login burst: every Argon2id run allowed at once on top of what auth measured at rest."""
+    resources = production()
+    settings = app_settings(resources, "auth", monkeypatch)
+    assert settings.argon2_memory_cost_kib == ARGON2_MIB * 1024
+    (container,) = of_kind(resources, "Deployment")["auth"]["spec"]["template"]["spec"]["containers"]
+    limit = mebibytes(container["resources"]["limits"]["memory"])
+    assert AUTH_AT_REST_MIB + settings.password_hash_concurrency * ARGON2_MIB <= limit * 0.8
+
+
+# Peak RSS of each app measured serving (`make bench-memory`, 2026-12-04; docs/operations.md, "Sizing"), in MiB,
+# and auth's at rest, before any Argon2id run.
+MEASURED_MIB = {"gateway": 123, "auth": 152, "blog": 113, "user": 112, "comment": 123}
+AUTH_AT_REST_MIB = 108
+
+
+def mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_production_memory_limits_leave_room_over_what_each_app_measured() -> None:
+    for workload, app, container, _ in app_containers(production()):
+        resources = container["resources"]
+        request, limit = mebibytes(resources["requests"]["memory"]), mebibytes(resources["limits"]["memory"])
+        assert request >= MEASURED_MIB[app] or container["args"] == ["migrate"], f"{workload}/{container['name']}"
+        assert limit >= 1.5 * MEASURED_MIB[app], f"{workload}/{container['name']}"
+        assert "cpu" in resources["requests"], f"{workload}/{container['name']}"
+
+
+def callees(app: str) -> set[str]:
+    """The services `app` builds a client for in its main.py (`BlogServiceClient(`, the gateway's `BlogClient(`)."""
+    main = (ROOT / "services" / app / "src" / app / "main.py").read_text()
+    return {name.lower() for name in re.findall(r"\b(Auth|Blog|User|Comment)(?:Service)?Client\(", main)}
+
+
+def selects(peer: dict[str, Any], app: str) -> bool:
+    return peer == {"podSelector": {"matchLabels": {"app.kubernetes.io/name": app}}}
+
+
+def test_production_network_policies_deny_by_default_and_allow_each_service_only_its_callers() -> None:
+    resources = production()
+    policies = of_kind(resources, "NetworkPolicy")
+    deny = policies["default-deny"]["spec"]
+    assert (deny["podSelector"], sorted(deny["policyTypes"]), deny.get("ingress"), deny.get("egress")) == (
+        {},
+        ["Egress", "Ingress"],
+        None,
+        None,
+    )
+    ports = {app: settings().listen_port for app, settings in SETTINGS.items()}
+    for app in ("auth", "blog", "user", "comment"):
+        callers = {other for other in SETTINGS if app in callees(other)}
+        assert callers, app
+        (rule,) = [
+            r for r in policies[app]["spec"]["ingress"] if all(set(peer) == {"podSelector"} for peer in r["from"])
+        ]
+        assert [p["port"] for p in rule["ports"]] == [ports[app]], app
+        allowed = {other for other in SETTINGS for peer in rule["from"] if selects(peer, other)}
+        assert allowed == callers, app
+        assert len(rule["from"]) == len(callers), app
+    for app in SETTINGS:
+        egress = policies[app]["spec"]["egress"]
+        reached = {other for rule in egress for peer in rule["to"] for other in SETTINGS if selects(peer, other)}
+        assert reached == callees(app), app
+        for rule in egress:
+            assert rule["to"], f"{app}: an egress rule to anywhere"
+
+
+def test_production_data_services_are_the_ones_the_apps_urls_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CloudNativePG's cluster (`<name>-rw` is its primary) with a role per service owning its database, and the
+    RabbitMQ cluster (its Service is its name) with three nodes and a user per service, none an administrator."""
+    resources = production()
+    (cluster,) = of_kind(resources, "Cluster").values()
+    (broker,) = of_kind(resources, "RabbitmqCluster").values()
+    assert broker["spec"]["replicas"] == 3  # a quorum queue keeps a majority through the loss of a node
+    assert cluster["spec"]["instances"] >= 2
+    roles = {role["name"]: role for role in cluster["spec"]["managed"]["roles"]}
+    databases = {doc["spec"]["name"]: doc["spec"] for doc in of_kind(resources, "Database").values()}
+    users = of_kind(resources, "User")
+    secrets = of_kind(resources, "Secret")
+    for app in ("auth", "blog", "user", "comment"):
+        settings = app_settings(resources, app, monkeypatch)
+        database = urlsplit(settings.database_url)
+        assert database.hostname == f"{cluster['metadata']['name']}-rw", app
+        role = roles[str(database.username)]
+        assert role["login"] is True
+        assert [key for key in ("superuser", "createrole", "createdb") if role.get(key)] == [], app
+        assert secret_data(secrets[role["passwordSecret"]["name"]])["password"] == database.password, app
+        owned = databases[database.path.lstrip("/")]
+        assert (owned["owner"], owned["cluster"]["name"]) == (database.username, cluster["metadata"]["name"]), app
+        amqp = urlsplit(settings.rabbitmq_url)
+        assert amqp.hostname == broker["metadata"]["name"], app
+        user = users[app]["spec"]
+        assert secret_data(secrets[user["importCredentialsSecret"]["name"]]) == {
+            "username": amqp.username,
+            "password": amqp.password,
+        }, app
+        assert user.get("tags", []) == [], f"{app}: a broker user of an app needs no management tag"
+    assert set(databases) == {"auth", "blog", "user", "comment"}
+
+
+def test_production_broker_topology_is_the_definitions_compose_loads() -> None:
+    """The exchanges, queues, bindings and policies of infra/rabbitmq/definitions.json, as topology resources."""
+    definitions = json.loads((ROOT / "infra" / "rabbitmq" / "definitions.json").read_text())
+    resources = production()
+
+    def specs(kind: str) -> list[dict[str, Any]]:
+        found = [doc["spec"] for doc in of_kind(resources, kind).values()]
+        assert all(spec["rabbitmqClusterReference"] == {"name": "rabbitmq"} for spec in found), kind
+        return found
+
+    exchanges = {
+        s["name"]: (s["vhost"], s["type"], s["durable"], s["autoDelete"], s.get("arguments", {}))
+        for s in specs("Exchange")
+    }
+    assert exchanges == {
+        e["name"]: (e["vhost"], e["type"], e["durable"], e["auto_delete"], e["arguments"])
+        for e in definitions["exchanges"]
+    }
+    queues = {
+        s["name"]: (s["vhost"], s["durable"], {"x-queue-type": s["type"], **s.get("arguments", {})})
+        for s in specs("Queue")
+    }
+    assert queues == {q["name"]: (q["vhost"], q["durable"], q["arguments"]) for q in definitions["queues"]}
+    bindings = sorted(
+        (s["source"], s["destination"], s["destinationType"], s["routingKey"], json.dumps(s.get("arguments", {})))
+        for s in specs("Binding")
+    )
+    assert bindings == sorted(
+        (b["source"], b["destination"], b["destination_type"], b["routing_key"], json.dumps(b["arguments"]))
+        for b in definitions["bindings"]
+    )
+    policies = {s["name"]: (s["pattern"], s["applyTo"], s["priority"], s["definition"]) for s in specs("Policy")}
+    assert policies == {
+        p["name"]: (p["pattern"], p["apply-to"], p["priority"], p["definition"]) for p in definitions["policies"]
+    }
+
+
+@pytest.mark.parametrize(
+    ("app", "queue", "may"),
+    [
+        ("user", "user.profile-sync", True),
+        ("user", "user.profile-sync.dlq", True),
+        ("user", "comment.post-cleanup", False),
+        ("comment", "comment.post-cleanup.retry", True),
+        ("blog", "blog.events.unroutable", True),
+        ("blog", "blog.events.parked", False),
+    ],
+)
+def test_production_broker_users_reach_only_their_own_queues(app: str, queue: str, may: bool) -> None:
+    (permission,) = [
+        doc["spec"]["permissions"]
+        for doc in of_kind(production(), "Permission").values()
+        if doc["spec"]["userReference"]["name"] == app
+    ]
+    assert {bool(re.search(permission[kind], queue)) for kind in ("configure", "write", "read")} == {may}
+
+
+@pytest.mark.parametrize(
+    ("app", "routing_key", "may"),
+    [("auth", "user.created", True), ("comment", "post.deleted", False), ("blog", "post.deleted", True)],
+)
+def test_production_broker_users_publish_only_their_own_events(app: str, routing_key: str, may: bool) -> None:
+    (permission,) = [
+        doc["spec"]["permissions"]
+        for doc in of_kind(production(), "TopicPermission").values()
+        if doc["spec"]["userReference"]["name"] == app
+    ]
+    assert permission["exchange"] == "blog.events"
+    assert bool(re.search(permission["write"], routing_key)) is may

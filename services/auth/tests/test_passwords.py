@@ -1,5 +1,7 @@
 """Argon2id parameters, and the rehash on login when they change."""
 
+import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +17,34 @@ Register = Callable[[], Awaitable[dict[str, Any]]]
 async def test_hashes_use_argon2id_at_owasp_parameters() -> None:
     stored = await Passwords(AuthSettings()).hash("password")
     assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+async def test_a_burst_of_hashes_and_verifies_runs_at_most_the_configured_number_at_once() -> None:
+    """Each Argon2id run holds 19 MiB: the bound is what keeps a login burst inside the pod's memory limit."""
+    passwords = Passwords(AuthSettings(password_hash_concurrency=2, argon2_memory_cost_kib=1024, argon2_time_cost=1))
+    running, peak, lock = 0, 0, threading.Lock()
+
+    def counted(run: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any) -> Any:
+            nonlocal running, peak
+            with lock:
+                running += 1
+                peak = max(peak, running)
+            try:
+                threading.Event().wait(0.05)  # long enough for the other threads to pile in
+                return run(*args)
+            finally:
+                with lock:
+                    running -= 1
+
+        return wrapper
+
+    passwords._hash.hash = counted(passwords._hash.hash)  # type: ignore[method-assign]
+    passwords._hash.verify_and_update = counted(passwords._hash.verify_and_update)  # type: ignore[method-assign]
+    await asyncio.gather(
+        *(passwords.hash(f"password-{n}") for n in range(6)), *(passwords.verify("password", None) for _ in range(6))
+    )
+    assert peak == 2
 
 
 async def test_login_rehashes_a_hash_made_with_old_parameters(

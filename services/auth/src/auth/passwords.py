@@ -1,4 +1,9 @@
-"""Password hashing with Argon2id through pwdlib, run off the event loop."""
+"""Password hashing with Argon2id through pwdlib, run off the event loop.
+
+Each hash or verify holds `argon2_memory_cost_kib` (19 MiB) while it runs, and asyncio's default thread pool runs
+up to min(32, CPUs + 4) at once, counted from the node's CPUs, not the container's limit: a burst of logins could
+take 600 MiB. `AUTH_PASSWORD_HASH_CONCURRENCY` bounds how many run at once; the others wait their turn.
+"""
 
 import asyncio
 
@@ -18,13 +23,16 @@ class Passwords:
             parallelism=settings.argon2_parallelism,
         )
         self._hash = PasswordHash((hasher,))
+        self._slots = asyncio.Semaphore(settings.password_hash_concurrency)
         # Verified against when the email is unknown, so both failures cost the same time.
         self._decoy = self._hash.hash("decoy-password-for-unknown-users")
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hash.hash, password)
+        async with self._slots:
+            return await asyncio.to_thread(self._hash.hash, password)
 
     async def verify(self, password: str, stored: str | None) -> tuple[bool, str | None]:
         """(matches, new hash or None); `stored=None` spends the same effort and never matches."""
-        ok, updated = await asyncio.to_thread(self._hash.verify_and_update, password, stored or self._decoy)
+        async with self._slots:
+            ok, updated = await asyncio.to_thread(self._hash.verify_and_update, password, stored or self._decoy)
         return (ok and stored is not None), updated

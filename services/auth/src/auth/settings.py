@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from comm.settings import CommSettings
@@ -32,6 +32,9 @@ class AuthSettings(CommSettings):
     argon2_time_cost: int = 2
     argon2_memory_cost_kib: int = 19 * 1024
     argon2_parallelism: int = 1
+    # Hashes and verifies running at once, each holding argon2_memory_cost_kib (auth.passwords): memory stays under
+    # this times 19 MiB however many logins arrive together; the rest queue.
+    password_hash_concurrency: int = Field(4, ge=1)
 
     listen_host: str = "127.0.0.1"
     listen_port: int = 3001
