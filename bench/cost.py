@@ -42,6 +42,7 @@ from stack import LOAD_CORE, Apps, bare_app, cpu_seconds, cpu_split, load_averag
 
 from comm.http.clients import AuthServiceClient
 from comm.settings import CommSettings
+from comm.testing import tokens_of
 from comm.tokens import HEADER, Identity, InternalTokens
 
 ARTICLES, AUTHORS, COMMENTS = 25, 3, 10
@@ -108,8 +109,12 @@ async def seed(apps: Apps) -> Seeded:
         if not (seen["favorited"] and seen["favoritesCount"] == 3 and seen["author"]["following"]):
             raise RuntimeError(f"the seed did not take: {seen}")
 
-    secret = apps.env["INTERNAL_TOKEN_SECRET"]
-    settings = CommSettings(service_name="gateway", auth_service_url=apps.url("auth"), internal_token_secret=secret)
+    settings = CommSettings(
+        service_name="gateway",
+        auth_service_url=apps.url("auth"),
+        internal_token_key=apps.env["GATEWAY_INTERNAL_TOKEN_KEY"],
+        internal_token_public_keys=apps.env["INTERNAL_TOKEN_PUBLIC_KEYS"],
+    )
     async with AuthServiceClient(settings=settings) as auth:
         validated = await auth.validate_token(reader["token"])
         author_ids = [str((await auth.validate_token(a["token"])).id) for a in authors]
@@ -130,8 +135,7 @@ async def seed(apps: Apps) -> Seeded:
 
 def _tokens(apps: Apps) -> InternalTokens:
     """Internal tokens as the gateway mints them."""
-    ttl = CommSettings().internal_token_ttl_seconds
-    return InternalTokens(secret=apps.env["INTERNAL_TOKEN_SECRET"], service="gateway", ttl_seconds=ttl)
+    return tokens_of(apps.env, "gateway")
 
 
 # ---- Targets -------------------------------------------------------------------------------------------------------

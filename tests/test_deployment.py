@@ -162,10 +162,10 @@ def test_the_schema_check_refuses_a_broken_compose_file(
 def test_every_variable_in_the_compose_file_has_a_default() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     variables = [match for match in _VARIABLE.finditer(text) if match.group(0) != "$$"]
-    assert variables, "expected .env-overridable settings (INTERNAL_TOKEN_SECRET, POSTGRES_PASSWORD, ...)"
+    assert variables, "expected .env-overridable settings (POSTGRES_PASSWORD, ...)"
     assert [m.group(0) for m in variables if m.group("op") != ":-"] == []
-    overridden = load_compose({"INTERNAL_TOKEN_SECRET": "from-dotenv"})
-    assert {app_env(overridden, app)["INTERNAL_TOKEN_SECRET"] for app in APPS} == {"from-dotenv"}
+    overridden = load_compose({"POSTGRES_PASSWORD": "from-dotenv"})
+    assert overridden["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] == "from-dotenv"
 
 
 def test_only_the_gateway_and_the_uis_publish_ports(compose: dict[str, Any]) -> None:
@@ -217,12 +217,8 @@ def test_volumes_are_named_and_bind_mounts_exist(compose: dict[str, Any]) -> Non
 
 
 # Defaults that would start but not work in a compose deployment, beyond the ones found by the rules of
-# `needs_setting`: the internal-token secret's development default (compose makes it .env-overridable), the
-# tracing endpoint (None means no export), and the gateway's Redis (shared rate limits).
-ALSO_REQUIRED = {
-    app: {"INTERNAL_TOKEN_SECRET", "OTEL_EXPORTER_OTLP_ENDPOINT"} | ({"REDIS_URL"} if app == "gateway" else set())
-    for app in APPS
-}
+# `needs_setting`: the tracing endpoint (None means no export) and the gateway's Redis (shared rate limits).
+ALSO_REQUIRED = {app: {"OTEL_EXPORTER_OTLP_ENDPOINT"} | ({"REDIS_URL"} if app == "gateway" else set()) for app in APPS}
 
 
 def needs_setting(default: Any) -> bool:
@@ -283,12 +279,6 @@ def test_apps_listen_on_all_interfaces_and_reach_each_other(deployed: dict[str, 
         for target in APPS[:-1]:  # the four services; nobody calls the gateway
             url = urlsplit(getattr(settings, f"{target}_service_url"))
             assert (url.scheme, url.hostname, url.port) == ("http", target, deployed[target].listen_port), (app, target)
-
-
-def test_every_app_shares_one_internal_token_secret(deployed: dict[str, Any]) -> None:
-    secrets = {settings.internal_token_secret.get_secret_value() for settings in deployed.values()}
-    assert len(secrets) == 1
-    assert len(secrets.pop()) >= 32
 
 
 def test_databases_exist_on_the_compose_postgres(compose: dict[str, Any], deployed: dict[str, Any]) -> None:

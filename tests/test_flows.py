@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import Stack
 
 from comm.events.testing import wait_until
+from comm.testing import tokens_of
 from comm.tokens import HEADER, Identity, InternalTokens
 
 
@@ -99,8 +100,7 @@ async def _count_is(api: httpx.AsyncClient, username: str, expected: int) -> boo
 
 
 def _internal(stack: Stack, audience: str) -> dict[str, str]:
-    tokens = InternalTokens(secret=stack.env["INTERNAL_TOKEN_SECRET"], service="test", ttl_seconds=60)
-    return {HEADER: tokens.mint(audience=audience, identity=Identity())}
+    return {HEADER: tokens_of(stack.env, "gateway").mint(audience=audience, identity=Identity())}
 
 
 async def post_id_of(stack: Stack, slug: str) -> str:
@@ -122,7 +122,7 @@ async def test_forged_identity_is_ignored_and_internal_routes_are_not_exposed(
     stack: Stack, api: httpx.AsyncClient
 ) -> None:
     victim = await signup(api)
-    forged = InternalTokens(secret=stack.env["INTERNAL_TOKEN_SECRET"], service="gateway", ttl_seconds=60)
+    forged = InternalTokens.development("gateway")  # the gateway's name, a key this stack does not know
     async with httpx.AsyncClient() as client:
         validated = await client.post(
             f"{stack.url('auth')}/auth/validate", json={"token": victim["token"]}, headers=_internal(stack, "auth")
@@ -137,6 +137,32 @@ async def test_forged_identity_is_ignored_and_internal_routes_are_not_exposed(
     async with httpx.AsyncClient(base_url=stack.url("gateway")) as root:
         for path in ("/auth/validate", "/api/auth/validate"):
             assert (await root.post(path, json={"token": victim["token"]})).status_code == 404
+
+
+async def test_a_service_acts_for_a_user_only_where_the_route_takes_it(stack: Stack, api: httpx.AsyncClient) -> None:
+    """Each app signs with its own key: comment's token is refused where only the gateway may call (403), one of
+    the gateway's name with another key is not a token at all (401); blog's post read takes comment's (it asks
+    whether a post is public before storing a comment)."""
+    victim = await signup(api)
+    slug = (await new_article(api, victim))["slug"]
+    async with httpx.AsyncClient() as client:
+        validated = await client.post(
+            f"{stack.url('auth')}/auth/validate", json={"token": victim["token"]}, headers=_internal(stack, "auth")
+        )
+        as_victim = Identity(user_id=uuid.UUID(validated.json()["id"]))
+        comment = tokens_of(stack.env, "comment")
+        forged = InternalTokens.development("gateway")
+        edit = {"bio": "pwned"}
+        for tokens, status in ((comment, 403), (forged, 401)):
+            headers = {HEADER: tokens.mint(audience="user", identity=as_victim)}
+            assert (
+                await client.patch(f"{stack.url('user')}/profiles/me", json=edit, headers=headers)
+            ).status_code == status
+        post_id = await post_id_of(stack, slug)
+        headers = {HEADER: comment.mint(audience="blog", identity=as_victim)}
+        assert (await client.get(f"{stack.url('blog')}/posts/{post_id}", headers=headers)).status_code == 200
+        assert (await client.get(f"{stack.url('blog')}/posts", headers=headers)).status_code == 403
+    assert (await api.get(f"/profiles/{victim['username']}")).json()["profile"]["bio"] is None
 
 
 async def test_the_sixth_rapid_failed_login_is_rate_limited(api: httpx.AsyncClient) -> None:

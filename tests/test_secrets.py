@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from comm.keys import development_key, encode_public_key
 from comm.preflight import service_settings
 from comm.settings import is_development_value, url_password_problem
-from comm.testing import free_port
+from comm.testing import free_port, internal_token_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("gateway", "auth", "blog", "user", "comment")
 STRONG_SECRET = "x7Qp2Lr9Vt4Wm8Zs1Nc6Hb3Jd5Kf0Gy-strong"
 STRONG = {
-    "INTERNAL_TOKEN_SECRET": STRONG_SECRET,
+    **internal_token_keys(SERVICES),
     "RABBITMQ_URL": f"amqp://blog:{STRONG_SECRET}@localhost:5672/",
     **{f"{s.upper()}_DATABASE_URL": f"postgresql+asyncpg://{s}:{STRONG_SECRET}@localhost/{s}" for s in SERVICES},
     "AUTH_SIGNING_KEY_FILE": "/run/secrets/auth/signing-key.pem",
@@ -41,14 +42,36 @@ def _run(service: str, env: dict[str, str], tmp_path: Path, *command: str) -> su
     )
 
 
-def test_production_with_the_development_token_secret_exits_non_zero_naming_it(tmp_path: Path) -> None:
+def test_production_without_its_internal_token_key_exits_non_zero_naming_it(tmp_path: Path) -> None:
     env = {**STRONG, "ENVIRONMENT": "production"}
-    del env["INTERNAL_TOKEN_SECRET"]  # the settings' development default
+    del env["BLOG_INTERNAL_TOKEN_KEY"]  # the development key, derived from the name, would sign
     done = _run("blog", env, tmp_path)
     assert done.returncode != 0
-    assert "INTERNAL_TOKEN_SECRET" in done.stderr
+    assert "BLOG_INTERNAL_TOKEN_KEY is missing" in done.stderr
+    assert "INTERNAL_TOKEN_PUBLIC_KEYS" not in done.stderr
     assert "BLOG_DATABASE_URL" not in done.stderr
     assert "RABBITMQ_URL" not in done.stderr
+
+
+def test_production_accepting_a_development_key_exits_non_zero_naming_it(tmp_path: Path) -> None:
+    env = {**STRONG, "ENVIRONMENT": "production"}
+    development = encode_public_key(development_key("gateway").public_key())
+    env["INTERNAL_TOKEN_PUBLIC_KEYS"] += f",gateway={development}"
+    done = _run("user", env, tmp_path)
+    assert done.returncode != 0
+    assert "INTERNAL_TOKEN_PUBLIC_KEYS holds the development key of gateway" in done.stderr
+    del env["INTERNAL_TOKEN_PUBLIC_KEYS"]
+    done = _run("user", env, tmp_path)
+    assert done.returncode != 0
+    assert "INTERNAL_TOKEN_PUBLIC_KEYS is missing" in done.stderr
+
+
+def test_a_malformed_key_exits_non_zero_naming_the_variable_not_the_value(tmp_path: Path) -> None:
+    env = {**STRONG, "COMMENT_INTERNAL_TOKEN_KEY": "not-a-key-at-all"}
+    done = _run("comment", env, tmp_path)
+    assert done.returncode != 0
+    assert "internal_token_key" in done.stderr.lower()
+    assert "not-a-key-at-all" not in done.stderr
 
 
 def test_production_names_every_weak_secret_of_auth(tmp_path: Path) -> None:
@@ -59,7 +82,7 @@ def test_production_names_every_weak_secret_of_auth(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "RABBITMQ_URL has a development password" in done.stderr
     assert "AUTH_DATABASE_URL has no password" in done.stderr
-    assert "INTERNAL_TOKEN_SECRET" not in done.stderr
+    assert "INTERNAL_TOKEN" not in done.stderr
 
 
 def test_production_auth_without_a_signing_key_exits_non_zero_naming_it(tmp_path: Path) -> None:
@@ -75,7 +98,7 @@ def test_production_auth_without_a_signing_key_exits_non_zero_naming_it(tmp_path
 def test_local_warns_and_starts(tmp_path: Path) -> None:
     done = _run("gateway", {}, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "INTERNAL_TOKEN_SECRET" in done.stderr
+    assert "GATEWAY_INTERNAL_TOKEN_KEY is missing" in done.stderr
     assert "refused with ENVIRONMENT=production" in done.stderr
 
 
@@ -100,7 +123,7 @@ def test_every_secret_compose_and_k8s_ship_is_a_development_value() -> None:
         if name not in SERVICES:
             continue
         env = {**compose["x-app-env"], **app["environment"]}
-        assert is_development_value(_compose_default(env["INTERNAL_TOKEN_SECRET"]))
+        assert not {"INTERNAL_TOKEN_PUBLIC_KEYS", f"{name.upper()}_INTERNAL_TOKEN_KEY"} & set(env)  # development keys
         assert url_password_problem(_compose_default(env["RABBITMQ_URL"])) or name == "gateway"
         if (url := env.get(f"{name.upper()}_DATABASE_URL")) is not None:
             assert url_password_problem(_compose_default(url))

@@ -4,8 +4,10 @@ Nothing secret is committed: the files go to `infra/k8s/base/secrets/` (git-igno
 generators in `infra/k8s/base/kustomization.yaml` turn them into one Secret per app plus the credentials the data
 services need (a PostgreSQL role per service for CloudNativePG, a RabbitMQ user per service for the messaging
 topology operator), so the passwords in the apps' URLs and the ones the roles and users get are the same by
-construction. Credentials and auth's signing key are kept when they exist (rotate one: delete its file, run this
-again, apply); the apps' files are derived from them on every run.
+construction. Each app also gets its own internal token key (comm.keys) and every app's public key, the public keys
+in the Secret beside the private one (they are not secret, but both must change together when a key is rotated).
+Credentials and keys are kept when they exist (rotate one: delete its file or line, run this again, apply); the
+apps' files are derived from them on every run.
 
     python infra/k8s/make_secrets.py [--dir DIR] [--postgres-host postgres-rw] [--rabbitmq-host rabbitmq]
 """
@@ -18,10 +20,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from comm.keys import decode_private_key, encode_private_key, format_public_keys, generate_key
+
 HERE = Path(__file__).resolve().parent
 SERVICES = ("auth", "blog", "user", "comment")  # the apps with a database and a broker connection
 APPS = (*SERVICES, "gateway")
 SIGNING_KEY = "auth-signing-key.pem"
+INTERNAL_TOKEN_KEYS = "internal-token-keys.env"  # every app's private key, `<APP>_INTERNAL_TOKEN_KEY=...`
 
 
 def role(service: str) -> str:
@@ -63,26 +68,40 @@ def signing_key(folder: Path) -> None:
     path.chmod(0o600)
 
 
+def internal_token_keys(folder: Path) -> dict[str, str]:
+    """Each app's `<APP>_INTERNAL_TOKEN_KEY`, a new one for an app that has none in the file yet."""
+    path = folder / INTERNAL_TOKEN_KEYS
+    keys = read_env(path) if path.exists() else {}
+    for app in APPS:
+        keys.setdefault(f"{app.upper()}_INTERNAL_TOKEN_KEY", encode_private_key(generate_key()))
+    write_env(path, keys)
+    return keys
+
+
 def generate(folder: Path, *, postgres_host: str, rabbitmq_host: str) -> None:
     """Every file the base's generators read, in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
-    shared = folder / "shared.env"
-    if not shared.exists():
-        write_env(shared, {"INTERNAL_TOKEN_SECRET": password()})
     signing_key(folder)
+    keys = internal_token_keys(folder)
+    public_keys = format_public_keys(
+        (app, decode_private_key(keys[f"{app.upper()}_INTERNAL_TOKEN_KEY"]).public_key()) for app in APPS
+    )
+    identity = {app: {f"{app.upper()}_INTERNAL_TOKEN_KEY": keys[f"{app.upper()}_INTERNAL_TOKEN_KEY"]} for app in APPS}
     for service in SERVICES:
         database = credentials(folder, f"postgres-{service}", role(service))
         broker = credentials(folder, f"rabbitmq-{service}", service)
         write_env(
             folder / f"{service}.env",
             {
+                **identity[service],
+                "INTERNAL_TOKEN_PUBLIC_KEYS": public_keys,
                 f"{service.upper()}_DATABASE_URL": (
                     f"postgresql+asyncpg://{database['username']}:{database['password']}@{postgres_host}:5432/{service}"
                 ),
                 "RABBITMQ_URL": f"amqp://{broker['username']}:{broker['password']}@{rabbitmq_host}:5672/",
             },
         )
-    write_env(folder / "gateway.env", {})  # the gateway holds no database or broker credentials
+    write_env(folder / "gateway.env", identity["gateway"])  # no database or broker credentials, no one to verify
 
 
 def main(argv: list[str] | None = None) -> None:

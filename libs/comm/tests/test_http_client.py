@@ -26,8 +26,6 @@ from comm.settings import CommSettings
 from comm.testing import free_port, serve
 from comm.tokens import HEADER, Identity, InternalTokens
 
-SECRET = "test-internal-secret-0123456789abcdef"
-
 
 class Item(BaseModel):
     id: int
@@ -38,7 +36,6 @@ def _settings(**changes: object) -> CommSettings:
     return CommSettings.model_validate(
         {
             "service_name": "gateway",
-            "internal_token_secret": SECRET,
             "http_retry_backoff_base_seconds": 0.01,
             "http_retry_backoff_max_seconds": 0.05,
             **changes,
@@ -92,7 +89,7 @@ async def test_identity_travels_as_an_internal_token_for_the_downstream() -> Non
     user = Identity(user_id=uuid.uuid4(), roles=frozenset({"moderator"}))
     async with _mock(handler) as client:
         assert await client.delete("/items/{item_id}", path_params={"item_id": 1}, identity=user) is None
-    blog = InternalTokens(secret=SECRET, service="blog", ttl_seconds=60)
+    blog = InternalTokens.development("blog")  # the settings name no keys: development keys on both sides
     received = blog.verify(seen[0].headers[HEADER])
     assert (received.user_id, received.roles, received.caller) == (user.user_id, user.roles, "gateway")
 

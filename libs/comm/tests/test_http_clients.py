@@ -17,8 +17,7 @@ from comm.http.clients import (
 from comm.settings import CommSettings
 from comm.tokens import HEADER, Identity, InternalTokens
 
-SECRET = "test-internal-secret-0123456789abcdef"
-SETTINGS = CommSettings(service_name="gateway", internal_token_secret=SECRET, http_retry_backoff_base_seconds=0.01)
+SETTINGS = CommSettings(service_name="gateway", http_retry_backoff_base_seconds=0.01)  # development keys
 USER_ID = uuid.uuid4()
 USER = {"id": str(USER_ID), "username": "alice", "email": "a@example.com", "roles": ["moderator"], "bio": None}
 
@@ -32,7 +31,7 @@ def _recording(status: int, body: object, seen: list[httpx.Request]) -> httpx.Mo
 
 
 def _verify(request: httpx.Request, audience: str) -> Identity:
-    return InternalTokens(secret=SECRET, service=audience, ttl_seconds=60).verify(request.headers[HEADER])
+    return InternalTokens.development(audience).verify(request.headers[HEADER])
 
 
 async def test_validate_token_returns_the_user() -> None:

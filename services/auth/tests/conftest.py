@@ -15,9 +15,7 @@ from comm.events.testing import delete_topology
 from comm.testing import serve, temporary_database, unique_name
 from comm.tokens import HEADER, Identity, InternalTokens
 
-GATEWAY = InternalTokens(
-    secret=AuthSettings().internal_token_secret.get_secret_value(), service="gateway", ttl_seconds=60
-)
+GATEWAY = InternalTokens.development("gateway")  # what the apps accept with no keys set
 
 
 def internal_headers(user_id: uuid.UUID | None = None, roles: frozenset[str] = frozenset()) -> dict[str, str]:

@@ -15,11 +15,18 @@ from blog.settings import BlogSettings
 from comm.authors import authors_queue
 from comm.db import migrate
 from comm.events.testing import delete_topology
-from comm.testing import serve, temporary_database, unique_name
-from comm.tokens import HEADER, Identity, InternalTokens
+from comm.testing import internal_token_keys, serve, temporary_database, tokens_of, unique_name
+from comm.tokens import HEADER, Identity
 
-SECRET = "blog-tests-internal-token-secret-0123456789"  # the suite's own: nothing is read from the environment
-GATEWAY = InternalTokens(secret=SECRET, service="gateway", ttl_seconds=60)
+KEYS = internal_token_keys(("gateway", "comment", "blog"))  # the suite's own: nothing is read from the environment
+GATEWAY = tokens_of(KEYS, "gateway")
+COMMENT = tokens_of(KEYS, "comment")
+
+
+@pytest.fixture
+def internal_keys() -> dict[str, str]:
+    """The apps' keys this suite's blog knows (comm.testing.internal_token_keys), to call it as another app."""
+    return KEYS
 
 
 def internal_headers(user_id: uuid.UUID | None = None, roles: frozenset[str] = frozenset()) -> dict[str, str]:
@@ -38,7 +45,7 @@ async def database_url() -> AsyncIterator[str]:
 async def settings(database_url: str) -> AsyncIterator[BlogSettings]:
     settings = BlogSettings(
         database_url=database_url,
-        internal_token_secret=SECRET,
+        internal_token_public_keys=KEYS["INTERNAL_TOKEN_PUBLIC_KEYS"],
         events_exchange=unique_name("test.blog.events"),
         queue_prefix=unique_name("test.blog"),
         events_retry_delay_seconds=0.2,

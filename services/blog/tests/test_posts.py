@@ -9,7 +9,6 @@ import asyncpg
 import httpx
 import pytest
 
-from blog.settings import BlogSettings
 from comm.errors import UpstreamClientError
 from comm.http.clients import BlogServiceClient
 from comm.settings import CommSettings
@@ -127,13 +126,15 @@ async def test_publishing_a_draft_makes_it_public_once(client: httpx.AsyncClient
 
 
 async def test_the_seed_client_reads_posts_and_not_others_drafts(
-    blog_url: str, settings: BlogSettings, new_author: Any
+    blog_url: str, internal_keys: dict[str, str], new_author: Any
 ) -> None:
     """comm's BlogServiceClient.get_post, as the comment service calls it."""
     author = new_author()
     public, draft = await author.post(), await author.post(draft=True)
     caller = CommSettings(
-        blog_service_url=blog_url, service_name="comment", internal_token_secret=settings.internal_token_secret
+        blog_service_url=blog_url,
+        service_name="comment",
+        internal_token_key=internal_keys["COMMENT_INTERNAL_TOKEN_KEY"],
     )
     async with BlogServiceClient(settings=caller) as blog:
         post = await blog.get_post(uuid.UUID(public["id"]))

@@ -10,13 +10,13 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import aio_pika
 import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from comm.db import migrate
 from comm.errors import NotFound, install_error_handlers
@@ -24,12 +24,11 @@ from comm.events.models import Event, PostDeleted, decode_event
 from comm.events.testing import delete_topology, publish_event
 from comm.settings import CommSettings
 from comm.testing import serve, temporary_database, unique_name
-from comm.tokens import HEADER, CallerIdentity, Identity, InternalTokens, setup_internal_tokens
+from comm.tokens import HEADER, Identity, InternalTokens, identity_from, setup_internal_tokens
 from comment.main import create_app
 from comment.settings import CommentSettings
 
-SECRET = CommentSettings().internal_token_secret.get_secret_value()
-GATEWAY = InternalTokens(secret=SECRET, service="gateway", ttl_seconds=60)
+GATEWAY = InternalTokens.development("gateway")  # what the apps accept with no keys set
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class FakeBlog:
         self.posts: dict[uuid.UUID, dict[str, Any]] = {}
         self.seen: list[Identity] = []  # the identity of every call, as blog verified it
         self.app = FastAPI()
-        setup_internal_tokens(self.app, CommSettings(service_name="blog", internal_token_secret=SECRET))
+        setup_internal_tokens(self.app, CommSettings(service_name="blog"))
         install_error_handlers(self.app)
         self.app.add_api_route("/posts/{post_id}", self._get_post, methods=["GET"])
 
@@ -66,7 +65,9 @@ class FakeBlog:
         }
         return post_id
 
-    async def _get_post(self, post_id: uuid.UUID, identity: CallerIdentity) -> dict[str, Any]:
+    async def _get_post(
+        self, post_id: uuid.UUID, identity: Annotated[Identity, Depends(identity_from("comment"))]
+    ) -> dict[str, Any]:
         self.seen.append(identity)
         post = self.posts.get(post_id)
         if post is None or (not post["published"] and post["author_id"] != str(identity.user_id)):

@@ -22,9 +22,7 @@ from user.consumers import comment_counts_queue, profile_sync_queue
 from user.main import create_app
 from user.settings import UserSettings
 
-GATEWAY = InternalTokens(
-    secret=UserSettings().internal_token_secret.get_secret_value(), service="gateway", ttl_seconds=60
-)
+GATEWAY = InternalTokens.development("gateway")  # what the apps accept with no keys set
 
 
 def internal_headers(user_id: uuid.UUID | None = None, roles: frozenset[str] = frozenset()) -> dict[str, str]:

@@ -15,8 +15,11 @@ default, it logs them as a warning. Every service's secrets are listed by `CommS
 from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from comm.keys import PublicKeys, decode_private_key, development_key, is_development_key, parse_public_keys
 
 Environment = Literal["local", "production"]
 # Values shipped in this repository (settings defaults, docker-compose.yml, the broker's definitions, the k8s
@@ -24,7 +27,6 @@ Environment = Literal["local", "production"]
 DEVELOPMENT_VALUES = frozenset(
     {"guest", "postgres", "admin", "password", "secret", "blog", "auth", "user", "comment", "gateway"}
 )
-MIN_TOKEN_SECRET_LENGTH = 32  # 256 bits of HS256 key, as RFC 7518 asks
 
 
 def _env(name: str) -> AliasChoices:
@@ -49,10 +51,12 @@ def url_password_problem(url: str) -> str | None:
 class CommSettings(BaseSettings):
     """What the communication library needs from every service."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # Settings hold secrets: an invalid one is named with what is wrong with it, never echoed.
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
 
     service_name: str = "service"
     uses_broker: ClassVar[bool] = True  # whether RABBITMQ_URL is one of this service's secrets
+    verifies_internal_tokens: ClassVar[bool] = True  # whether it is called (the gateway only calls)
     environment: Environment = Field("local", validation_alias=_env("ENVIRONMENT"))
 
     # Downstreams.
@@ -90,11 +94,10 @@ class CommSettings(BaseSettings):
     database_pool_size: int = Field(10, ge=1)
     database_read_pool_size: int = Field(10, ge=1)
 
-    # Identity between services (docs/architecture.md §3). The default is for development only (ENVIRONMENT).
-    internal_token_secret: SecretStr = Field(
-        SecretStr("dev-internal-token-secret-change-me-0123456789"),
-        validation_alias=_env("INTERNAL_TOKEN_SECRET"),
-    )
+    # Identity between services (docs/architecture.md §3, comm.keys): this app's private key, under its prefix
+    # (`BLOG_INTERNAL_TOKEN_KEY`), and every caller's public key. Unset: development keys (ENVIRONMENT).
+    internal_token_key: SecretStr | None = None
+    internal_token_public_keys: str | None = Field(None, validation_alias=_env("INTERNAL_TOKEN_PUBLIC_KEYS"))
     internal_token_ttl_seconds: int = Field(60, validation_alias=_env("INTERNAL_TOKEN_TTL_SECONDS"))
 
     # Calls to other services (docs/architecture.md §3), under the service's prefix (`GATEWAY_HTTP_...`):
@@ -125,6 +128,30 @@ class CommSettings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
 
+    @field_validator("internal_token_key")
+    @classmethod
+    def _a_private_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_private_key(value.get_secret_value())  # its ValueError names no part of the key
+        return value
+
+    @field_validator("internal_token_public_keys")
+    @classmethod
+    def _public_keys(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_public_keys(value)
+        return value
+
+    def internal_token_private_key(self) -> Ed25519PrivateKey:
+        """The key this app signs its internal tokens with; its development key when none is set."""
+        if self.internal_token_key is None:
+            return development_key(self.service_name)
+        return decode_private_key(self.internal_token_key.get_secret_value())
+
+    def internal_token_public_key_set(self) -> PublicKeys | None:
+        """The callers' public keys; None (every caller's development key) when none are set."""
+        return None if self.internal_token_public_keys is None else parse_public_keys(self.internal_token_public_keys)
+
     def env_name(self, field: str) -> str:
         """The variable a field of this service is read from under its prefix (`BLOG_DATABASE_URL`, ...)."""
         return f"{self.model_config.get('env_prefix', '')}{field}".upper()
@@ -132,9 +159,17 @@ class CommSettings(BaseSettings):
     def weak_secrets(self) -> list[str]:
         """One line per secret that is missing or a development value, naming its variable; subclasses add theirs."""
         weak: list[str] = []
-        token_secret = self.internal_token_secret.get_secret_value()
-        if is_development_value(token_secret) or len(token_secret) < MIN_TOKEN_SECRET_LENGTH:
-            weak.append(f"INTERNAL_TOKEN_SECRET is a development value or shorter than {MIN_TOKEN_SECRET_LENGTH}")
+        key_name = self.env_name("internal_token_key")
+        if self.internal_token_key is None:
+            weak.append(f"{key_name} is missing (the development key, which anyone can derive, would sign)")
+        elif is_development_key(self.service_name, self.internal_token_private_key()):
+            weak.append(f"{key_name} is the development key")
+        public_keys = self.internal_token_public_key_set()
+        if self.verifies_internal_tokens and public_keys is None:
+            weak.append("INTERNAL_TOKEN_PUBLIC_KEYS is missing (any caller's development key would be accepted)")
+        for name, keys in (public_keys or {}).items():
+            if any(is_development_key(name, key) for key in keys):
+                weak.append(f"INTERNAL_TOKEN_PUBLIC_KEYS holds the development key of {name}")
         if self.uses_broker and (problem := url_password_problem(self.rabbitmq_url)):
             weak.append(f"RABBITMQ_URL {problem}")
         database_url: str | None = getattr(self, "database_url", None)  # the gateway has no database

@@ -10,7 +10,6 @@ This is the platform's test support, not only the library's: `local_platform` st
 import asyncio
 import contextlib
 import os
-import secrets
 import socket
 import sys
 import time
@@ -29,7 +28,9 @@ from pydantic_settings import BaseSettings
 
 from comm.events.broker import queue_name
 from comm.events.testing import delete_topology
+from comm.keys import encode_private_key, format_public_keys, generate_key
 from comm.settings import CommSettings
+from comm.tokens import InternalTokens
 
 ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -200,6 +201,26 @@ class LocalApps:
         self.processes.clear()
 
 
+def internal_token_keys(apps: tuple[str, ...]) -> dict[str, str]:
+    """A new key per app and the public key line (comm.keys): a stack whose tokens no other stack accepts."""
+    keys = {app: generate_key() for app in apps}
+    return {
+        **{f"{app.upper()}_INTERNAL_TOKEN_KEY": encode_private_key(key) for app, key in keys.items()},
+        "INTERNAL_TOKEN_PUBLIC_KEYS": format_public_keys((app, key.public_key()) for app, key in keys.items()),
+    }
+
+
+def tokens_of(env: Mapping[str, str], app: str) -> InternalTokens:
+    """The internal tokens `app` mints and verifies in a stack started with `env` (to call a service as it)."""
+    return InternalTokens.from_settings(
+        CommSettings(
+            service_name=app,
+            internal_token_key=env[f"{app.upper()}_INTERNAL_TOKEN_KEY"],
+            internal_token_public_keys=env["INTERNAL_TOKEN_PUBLIC_KEYS"],
+        )
+    )
+
+
 def platform_environment(
     *,
     databases: Mapping[str, str],
@@ -218,7 +239,7 @@ def platform_environment(
         {
             "RABBITMQ_URL": broker_url,
             "EVENTS_EXCHANGE": exchange,
-            "INTERNAL_TOKEN_SECRET": secrets.token_hex(32),
+            **internal_token_keys(SERVICES),
             "AUTH_DEV_SIGNING_KEY_FILE": str(logs / "auth-signing-key.pem"),
             "GATEWAY_METRICS_PORT": str(free_port()),
             **{f"{service.upper()}_QUEUE_PREFIX": f"{prefix}.{service}" for service in QUEUES},

@@ -2,33 +2,41 @@
 
 The gateway (or any service calling another) sends `X-Internal-Token: <jwt>` on every call made for an identity.
 A separate header, not `Authorization`, so it is never confused with the user's `Authorization: Token <jwt>` and the
-gateway can drop any copy a client sends. The JWT is HS256 with `INTERNAL_TOKEN_SECRET` (the algorithm is pinned on
-both sides, so `alg: none` and algorithm swaps fail) and carries:
+gateway can drop any copy a client sends. The JWT is signed by the calling app with its own Ed25519 key and verified
+with that app's public key (comm.keys; EdDSA is pinned on both sides, so `alg: none` and algorithm swaps fail), and
+carries:
 
     typ "internal" (user tokens say "access"), iss calling service, aud target service,
     sub user id (absent for a service acting on its own), roles, iat, exp (INTERNAL_TOKEN_TTL_SECONDS), jti
 
 A receiving service calls `setup_internal_tokens(app, settings)` once and declares `identity: CallerIdentity` on its
-routes; anything but a valid token for that service answers 401 (comm.callers says what a route needs of it).
+routes: a valid token for that service from the gateway, 401 for anything that is not a valid token and 403 for
+another caller's. A route that other services call says which: `identity: Annotated[Identity,
+Depends(identity_from("gateway", "comment"))]` (comm.callers says what a route needs of the identity).
+Why not one shared HMAC secret (as before): whoever held it, any service or anyone who read one service's
+environment, could mint a token as the gateway for any user, with any role.
 """
 
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Depends, FastAPI, Header, Request
 
-from comm.errors import Unauthorized
+from comm.errors import Forbidden, Unauthorized
+from comm.keys import PublicKeys, development_key, development_public_key
 from comm.settings import CommSettings
 
 log = logging.getLogger(__name__)
 
 HEADER = "X-Internal-Token"
-ALGORITHM = "HS256"
+ALGORITHM = "EdDSA"
+GATEWAY = "gateway"  # the only caller a route takes unless it names others
 TOKEN_TYPE = "internal"
 LEEWAY_SECONDS = 5  # clock skew between hosts
 _CACHE_LIMIT = 10_000
@@ -51,12 +59,26 @@ class MissingInternalToken(Unauthorized):
     detail = "internal token required"
 
 
+class CallerNotAllowed(Forbidden):
+    detail = "this route does not take calls from this service"
+
+
 class InternalTokens:
     """Mint tokens for the services this one calls, and verify the tokens sent to it."""
 
-    def __init__(self, *, secret: str, service: str, ttl_seconds: int, clock: Callable[[], float] = time.time) -> None:
-        self._secret = secret
+    def __init__(
+        self,
+        *,
+        service: str,
+        key: Ed25519PrivateKey,
+        public_keys: PublicKeys | None,
+        ttl_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._service = service
+        self._key = key
+        # Each caller's public keys (two while one is rotated); None: any caller's development key (comm.keys).
+        self._public_keys = public_keys
         self._ttl = ttl_seconds
         self._clock = clock
         # Minting costs about as much as the rest of a request, so a token is reused for the first half of its life.
@@ -67,9 +89,22 @@ class InternalTokens:
 
     @classmethod
     def from_settings(cls, settings: CommSettings) -> "InternalTokens":
-        """Tokens signed with the settings' secret, issued by (and for) `settings.service_name`."""
-        secret = settings.internal_token_secret.get_secret_value()
-        return cls(secret=secret, service=settings.service_name, ttl_seconds=settings.internal_token_ttl_seconds)
+        """Tokens signed with the settings' key, issued by (and for) `settings.service_name`."""
+        return cls(
+            service=settings.service_name,
+            key=settings.internal_token_private_key(),
+            public_keys=settings.internal_token_public_key_set(),
+            ttl_seconds=settings.internal_token_ttl_seconds,
+        )
+
+    @classmethod
+    def development(
+        cls, service: str, *, ttl_seconds: int = 60, clock: Callable[[], float] = time.time
+    ) -> "InternalTokens":
+        """Tokens with `service`'s development key, accepting any caller's (what an app without keys set uses)."""
+        return cls(
+            service=service, key=development_key(service), public_keys=None, ttl_seconds=ttl_seconds, clock=clock
+        )
 
     @property
     def service(self) -> str:
@@ -83,7 +118,7 @@ class InternalTokens:
         cached = self._minted.get(key)
         if cached is not None and now < cached[1]:
             return cached[0]
-        token = jwt.encode(self._claims(audience=audience, identity=identity, now=now), self._secret, ALGORITHM)
+        token = jwt.encode(self._claims(audience=audience, identity=identity, now=now), self._key, ALGORITHM)
         if len(self._minted) >= _CACHE_LIMIT:
             self._minted.clear()
         self._minted[key] = (token, now + self._ttl / 2)
@@ -114,18 +149,19 @@ class InternalTokens:
         self._verified[token] = (identity, expires)
         return identity
 
+    def _keys_of(self, caller: str) -> tuple[Ed25519PublicKey, ...]:
+        if self._public_keys is None:
+            return (development_public_key(caller),)
+        return tuple(self._public_keys.get(caller, ()))
+
     def _decode(self, token: str) -> tuple[Identity, float]:
-        """The identity in a token, checked in full, and when it stops being valid."""
+        """The identity in a token, checked in full with its issuer's public key, and when it stops being valid."""
         try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[ALGORITHM],
-                audience=self._service,
-                leeway=LEEWAY_SECONDS,
-                # Expiry is judged below by this object's clock, the one the cache of verified tokens goes by.
-                options={"require": ["typ", "iss", "aud", "exp", "iat", "jti"], "verify_exp": False},
-            )
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+            keys = self._keys_of(issuer) if isinstance(issuer, str) else ()
+            if not keys:
+                raise jwt.InvalidIssuerError(f"no public key for issuer {issuer!r}")
+            claims = self._verified_claims(token, keys)
             expires = float(claims["exp"]) + LEEWAY_SECONDS
             if self._clock() >= expires:
                 raise jwt.ExpiredSignatureError("Signature has expired")
@@ -143,6 +179,27 @@ class InternalTokens:
         except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
             log.info("rejected internal token: %s", exc)
             raise InvalidInternalToken from exc
+
+    def _verified_claims(self, token: str, keys: tuple[Ed25519PublicKey, ...]) -> dict[str, Any]:
+        """The claims, verified with the first of the issuer's keys whose signature matches."""
+        for key in keys[:-1]:
+            try:
+                return self._claims_with(token, key)
+            except jwt.InvalidSignatureError:
+                continue  # the other key of a rotation
+        return self._claims_with(token, keys[-1])
+
+    def _claims_with(self, token: str, key: Ed25519PublicKey) -> dict[str, Any]:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=self._service,
+            leeway=LEEWAY_SECONDS,
+            # Expiry is judged by this object's clock, the one the cache of verified tokens goes by.
+            options={"require": ["typ", "iss", "aud", "exp", "iat", "jti"], "verify_exp": False},
+        )
+        return claims
 
 
 def setup_internal_tokens(app: FastAPI, settings: CommSettings) -> InternalTokens:
@@ -162,13 +219,23 @@ def _verifier(request: Request) -> InternalTokens:
 TokenHeader = Annotated[str | None, Header(alias=HEADER)]
 
 
-# The dependencies are `async def` (they never await): FastAPI would run a plain `def` in a worker thread, a hop
-# that costs more than verifying the token.
-async def internal_identity(request: Request, token: TokenHeader = None) -> Identity:
-    """The verified identity of the caller; 401 without a valid internal token for this service."""
-    if not token:
-        raise MissingInternalToken
-    return _verifier(request).verify(token)
+def identity_from(*callers: str) -> Callable[..., Coroutine[Any, Any, Identity]]:
+    """A dependency: the verified identity of a call from one of `callers`; 401 without a valid internal token for
+    this service, 403 for a valid one from another service."""
+    allowed = frozenset(callers)
+
+    # `async def` (it never awaits): FastAPI would run a plain `def` in a worker thread, a hop that costs more than
+    # verifying the token.
+    async def internal_identity(request: Request, token: TokenHeader = None) -> Identity:
+        if not token:
+            raise MissingInternalToken
+        identity = _verifier(request).verify(token)
+        if identity.caller not in allowed:
+            log.info("refused a call from %s (this route takes %s)", identity.caller, ", ".join(sorted(allowed)))
+            raise CallerNotAllowed
+        return identity
+
+    return internal_identity
 
 
-CallerIdentity = Annotated[Identity, Depends(internal_identity)]
+CallerIdentity = Annotated[Identity, Depends(identity_from(GATEWAY))]

@@ -1,7 +1,8 @@
 """The blog service's internal API; only the gateway and other services call it, with an internal token.
 
-Every route needs a valid internal token (`X-Internal-Token`). Reads take the token's user, if any, as the viewer
-(their drafts, their `favorited`); writes need a user, and category writes the `admin` role.
+Every route needs a valid internal token (`X-Internal-Token`) from the gateway; `GET /posts/{id}` also takes comment's
+(is the post there and public for the commenter?). Reads take the token's user, if any, as the viewer (their drafts,
+their `favorited`); writes need a user, and category writes the `admin` role.
 """
 
 import uuid
@@ -30,12 +31,18 @@ from blog.schemas import (
 )
 from comm.callers import CurrentUserId, SignedIn, SignInRequired, is_admin
 from comm.db import ReadDatabase, ReadSession, Session
-from comm.tokens import CallerIdentity
+from comm.tokens import GATEWAY, CallerIdentity, Identity, identity_from
 
 router = APIRouter(tags=["posts"])
 
 
 async def _viewer(identity: CallerIdentity) -> uuid.UUID | None:
+    return identity.user_id
+
+
+async def _post_viewer(
+    identity: Annotated[Identity, Depends(identity_from(GATEWAY, "comment"))],
+) -> uuid.UUID | None:
     return identity.user_id
 
 
@@ -51,6 +58,7 @@ async def _page(
 
 
 Viewer = Annotated[uuid.UUID | None, Depends(_viewer)]
+PostViewer = Annotated[uuid.UUID | None, Depends(_post_viewer)]  # comment asks too (comment/posts.py)
 Paging = Annotated[Page, Depends(_page)]
 QueryText = Annotated[Text | None, Query(max_length=200)]
 
@@ -99,7 +107,7 @@ async def get_post_by_slug(slug: Annotated[Text, Path(max_length=200)], db: Read
 
 
 @router.get("/posts/{post_id}")
-async def get_post(post_id: uuid.UUID, db: ReadDatabase, viewer: Viewer) -> PostOut:
+async def get_post(post_id: uuid.UUID, db: ReadDatabase, viewer: PostViewer) -> PostOut:
     """One post (`BlogServiceClient.get_post`); someone else's draft is 404, also for a service calling on its own."""
     post = await queries.get_post(db, viewer=viewer, post_id=post_id)
     if post is None:

@@ -16,6 +16,7 @@ class GatewaySettings(CommSettings):
 
     service_name: str = "gateway"
     uses_broker: ClassVar[bool] = False  # no event in or out: it holds no broker URL
+    verifies_internal_tokens: ClassVar[bool] = False  # nothing calls it with an internal token
     listen_host: str = "127.0.0.1"
     listen_port: int = 3000
     # The edge: an access line per public request.
