@@ -1,7 +1,10 @@
 """A request body cap for every app: 413 in the error shape, before the body is parsed or stored.
 
 Starlette has no body limit of its own and uvicorn none per request, so this small ASGI middleware is ours.
-It checks `Content-Length` up front and counts the bytes of a streamed (chunked) body as they arrive.
+It checks `Content-Length` up front and counts the bytes of a streamed (chunked) body as they arrive. A streamed body
+that passes the cap raises inside the app's receive, where FastAPI's body parsing turns any error into a 400 (our
+error handlers then answer 422): so once the cap is passed, whatever the app answers is replaced by the 413 here,
+and an error that escapes the app is too.
 """
 
 import json
@@ -30,25 +33,34 @@ class BodyLimitMiddleware:
             await _reject(send, self.max_bytes)
             return
         received = 0
-        started = False
+        too_large = False  # the streamed body passed the cap: the answer is the 413, whatever the app makes of it
+        answered = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
+                too_large = True
                 raise BodyTooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+        async def guarded_send(message: Message) -> None:
+            nonlocal answered
+            if too_large:
+                if not answered and message["type"] == "http.response.start":
+                    answered = True
+                    await _reject(send, self.max_bytes)
+                return  # the app's own answer (its 400/422 for a body it could not read) is dropped
+            answered = answered or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not too_large:
+                raise
+            if not answered:
                 await _reject(send, self.max_bytes)
 
 
