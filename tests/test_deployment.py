@@ -281,19 +281,29 @@ def test_apps_listen_on_all_interfaces_and_reach_each_other(deployed: dict[str, 
             assert (url.scheme, url.hostname, url.port) == ("http", target, deployed[target].listen_port), (app, target)
 
 
-def test_databases_exist_on_the_compose_postgres(compose: dict[str, Any], deployed: dict[str, Any]) -> None:
-    created = set(re.findall(r'CREATE DATABASE "?(\w+)"?', (INFRA / "postgres" / "init-databases.sql").read_text()))
+def init_script_roles() -> dict[str, str]:
+    """What infra/postgres/init-databases.sh creates: service (its database) -> the variable with its role's
+    password (`create blog "$POSTGRES_BLOG_PASSWORD"`; the role is `blog_app`)."""
+    script = (INFRA / "postgres" / "init-databases.sh").read_text()
+    return dict(re.findall(r'^create (\w+) "\$(\w+)"$', script, flags=re.MULTILINE))
+
+
+def test_databases_and_roles_exist_on_the_compose_postgres(compose: dict[str, Any], deployed: dict[str, Any]) -> None:
+    """Each service connects as its own role (not the superuser) with the password the init script gives it."""
+    created = init_script_roles()
     postgres = compose["services"]["postgres"]["environment"]
     mounted = [v for v in compose["services"]["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v]
-    assert mounted == ["./infra/postgres/init-databases.sql:/docker-entrypoint-initdb.d/10-databases.sql:ro"]
+    assert mounted == ["./infra/postgres/init-databases.sh:/docker-entrypoint-initdb.d/10-databases.sh:ro"]
+    assert os.access(INFRA / "postgres" / "init-databases.sh", os.X_OK)  # the image runs it (else sources it)
     for app in ("auth", "blog", "user", "comment"):
         url = urlsplit(deployed[app].database_url)
         assert url.scheme == "postgresql+asyncpg", app
         assert (url.hostname, url.port) == ("postgres", 5432), app
-        assert (url.username, url.password) == (postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"]), app
+        assert url.username == f"{app}_app", app
+        assert url.username != postgres["POSTGRES_USER"], app
+        assert url.password == postgres[created[app]], app
         assert url.path.lstrip("/") == app, app
-        assert app in created, app
-    assert "gateway" not in created
+    assert set(created) == {"auth", "blog", "user", "comment"}
     assert not hasattr(deployed["gateway"], "database_url")
 
 
