@@ -10,8 +10,7 @@
 """
 
 import asyncio
-import base64
-import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -22,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -242,6 +242,8 @@ def missing_settings(app: str, provided: set[str]) -> list[str]:
     required = {names[f] for f, info in settings.model_fields.items() if needs_setting(info.default)}
     assert {f"{app.upper()}_LISTEN_HOST", "RABBITMQ_URL", "AUTH_SERVICE_URL"} <= required  # the rules find these
     required |= ALSO_REQUIRED[app]
+    if not settings.uses_broker:
+        required.discard("RABBITMQ_URL")  # the gateway: no event in or out, so no broker credentials
     return sorted(name for name in required - provided if not SATISFIED_BY.get(name, set()) & provided)
 
 
@@ -307,16 +309,37 @@ def test_databases_and_roles_exist_on_the_compose_postgres(compose: dict[str, An
     assert not hasattr(deployed["gateway"], "database_url")
 
 
+def rabbitmq_password_hash() -> ModuleType:
+    """infra/rabbitmq/password_hash.py, a script, as a module."""
+    spec = importlib.util.spec_from_file_location("password_hash", INFRA / "rabbitmq" / "password_hash.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_password_hash_script_writes_rabbitmqs_format() -> None:
+    """The example of RabbitMQ's documentation ("Computing password hash"): test12 with the salt 908DC60A."""
+    hashed = rabbitmq_password_hash().password_hash("test12", salt=bytes.fromhex("908DC60A"))
+    assert hashed == "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR"
+    fresh = rabbitmq_password_hash().password_hash("test12")
+    assert fresh != hashed
+    assert rabbitmq_password_hash().matches("test12", fresh)
+
+
 def test_broker_credentials_and_policies_match_the_definitions(deployed: dict[str, Any]) -> None:
     definitions = json.loads((INFRA / "rabbitmq" / "definitions.json").read_text())
     for app, settings in deployed.items():
+        if not settings.uses_broker:
+            continue
         url = urlsplit(settings.rabbitmq_url)
         assert (url.scheme, url.hostname, url.port) == ("amqp", "rabbitmq", 5672), app
+        assert url.username == app, f"{app}: a broker user of its own"
         user = next(u for u in definitions["users"] if u["name"] == url.username)
+        assert user["tags"] == [], f"{app}: an app's broker user needs no management tag"
         assert user["hashing_algorithm"] == "rabbit_password_hashing_sha256"
-        salted = base64.b64decode(user["password_hash"])
-        salt, digest = salted[:4], salted[4:]
-        assert hashlib.sha256(salt + str(url.password).encode()).digest() == digest, "password does not match"
+        assert rabbitmq_password_hash().matches(str(url.password), user["password_hash"]), f"{app}: wrong password"
         vhost = url.path[1:] or "/"
         assert any(p["user"] == url.username and p["vhost"] == vhost for p in definitions["permissions"])
     (policy,) = [p for p in definitions["policies"] if p["apply-to"] == "quorum_queues"]

@@ -694,7 +694,13 @@ def test_production_broker_users_reach_only_their_own_queues(app: str, queue: st
 
 @pytest.mark.parametrize(
     ("app", "routing_key", "may"),
-    [("auth", "user.created", True), ("comment", "post.deleted", False), ("blog", "post.deleted", True)],
+    [
+        ("auth", "user.created", True),
+        ("comment", "post.deleted", False),
+        ("blog", "post.deleted", True),
+        ("user", "profile.updated", True),  # the user service publishes its profiles' public face
+        ("user", "user.created", False),
+    ],
 )
 def test_production_broker_users_publish_only_their_own_events(app: str, routing_key: str, may: bool) -> None:
     (permission,) = [
@@ -704,3 +710,29 @@ def test_production_broker_users_publish_only_their_own_events(app: str, routing
     ]
     assert permission["exchange"] == "blog.events"
     assert bool(re.search(permission["write"], routing_key)) is may
+
+
+def test_production_broker_users_have_the_permissions_the_definitions_give_them() -> None:
+    """The same users and permissions as compose's infra/rabbitmq/definitions.json, which
+    tests/test_broker_permissions.py has a real broker enforce."""
+    definitions = json.loads((ROOT / "infra" / "rabbitmq" / "definitions.json").read_text())
+    resources = production()
+    permissions = {
+        doc["spec"]["userReference"]["name"]: (doc["spec"]["vhost"], doc["spec"]["permissions"])
+        for doc in of_kind(resources, "Permission").values()
+    }
+    assert permissions == {
+        p["user"]: (p["vhost"], {kind: p[kind] for kind in ("configure", "write", "read")})
+        for p in definitions["permissions"]
+        if p["user"] in permissions
+    }
+    topics = {
+        doc["spec"]["userReference"]["name"]: (doc["spec"]["vhost"], doc["spec"]["permissions"])
+        for doc in of_kind(resources, "TopicPermission").values()
+    }
+    assert topics == {
+        t["user"]: (t["vhost"], {kind: t[kind] for kind in ("exchange", "write", "read")})
+        for t in definitions["topic_permissions"]
+    }
+    apps = {user["name"] for user in definitions["users"] if not user["tags"]}
+    assert set(of_kind(resources, "User")) == set(permissions) == apps == {"auth", "blog", "user", "comment"}
