@@ -76,7 +76,7 @@ def test_a_malformed_key_exits_non_zero_naming_the_variable_not_the_value(tmp_pa
 
 def test_production_names_every_weak_secret_of_auth(tmp_path: Path) -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    rabbitmq_url = compose["services"]["auth"]["environment"]["RABBITMQ_URL"]
+    rabbitmq_url = _compose_default(compose["services"]["auth"]["environment"]["RABBITMQ_URL"])
     env = {**STRONG, "ENVIRONMENT": "production", "RABBITMQ_URL": rabbitmq_url}
     env["AUTH_DATABASE_URL"] = "postgresql+asyncpg://auth@localhost/auth"
     done = _run("auth", env, tmp_path)
