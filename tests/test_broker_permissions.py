@@ -5,7 +5,8 @@ are loaded with `rabbitmqctl` into a vhost of this run's own, under user names o
 (`<run>-<service>`), and removed afterwards. Each service then does what its code does on the broker, through
 comm's own calls: the relay's exchanges, every consumer queue with its retry and dead-letter queues, a publish of
 each event the service's code produces, a retry and a parking. And what it must not do is refused by the broker:
-another service's routing key on `blog.events`, another service's queue.
+another service's routing key on `blog.events`, another service's queue, a binding to events it does not consume
+(`user.created` carries the user's email).
 """
 
 import json
@@ -59,6 +60,22 @@ def consumers(settings: CommSettings) -> list[Consumer]:
     if isinstance(settings, CommentSettings):
         return [post_cleanup(settings, None), comment_authors(settings, None)]  # type: ignore[arg-type]
     return []
+
+
+def consumed_by(service: str) -> set[str]:
+    settings = SETTINGS[service]()
+    return {key for consumer in consumers(settings) for key in consumer.routing_keys}
+
+
+@pytest.mark.parametrize("service", list(SETTINGS))
+def test_topic_permissions_are_exactly_what_the_code_publishes_and_consumes(service: str) -> None:
+    """On `blog.events`: `write` admits the routing keys the service's code produces and no other event's,
+    `read` (checked when a queue is bound) the ones its consumers bind and no other."""
+    (topic,) = [p for p in DEFINITIONS["topic_permissions"] if p["user"] == service]
+    assert topic["exchange"] == "blog.events"
+    every = {model.routing_key for model in EVENT_TYPES}
+    assert {key for key in every if re.search(topic["write"], key)} == published_by(service)
+    assert {key for key in every if re.search(topic["read"], key)} == consumed_by(service)
 
 
 def rabbitmqctl(*arguments: str) -> None:
@@ -175,3 +192,15 @@ async def test_a_service_may_not_declare_another_services_queue(broker: Broker, 
     channel = await broker.connection.channel()
     with pytest.raises(ChannelAccessRefused, match=re.escape(queue)):
         await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "quorum"})
+
+
+@pytest.mark.parametrize(
+    ("broker", "routing_key"), [("comment", "user.created"), ("blog", "comment.created")], indirect=["broker"]
+)
+async def test_a_service_may_not_bind_its_queue_to_events_it_does_not_consume(broker: Broker, routing_key: str) -> None:
+    """Its own queue, but another service's events: refused when it binds (topic permissions' `read`)."""
+    service = str(broker.connection.url.user).rsplit("-", 1)[-1]
+    channel = await broker.connection.channel()
+    queue = await channel.declare_queue(f"{service}.eavesdrop", durable=True, arguments={"x-queue-type": "quorum"})
+    with pytest.raises(ChannelAccessRefused, match=re.escape(routing_key)):
+        await queue.bind(broker.topology.exchange, routing_key)
