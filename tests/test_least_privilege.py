@@ -217,6 +217,14 @@ def free_port() -> int:
         return port
 
 
+def server_tool(name: str) -> str | None:
+    """A PostgreSQL server program: on PATH, else Debian's /usr/lib/postgresql/<version>/bin (the newest)."""
+    if found := shutil.which(name):
+        return found
+    versions = [path for path in Path("/usr/lib/postgresql").glob(f"*/bin/{name}") if path.parts[-3].isdigit()]
+    return str(max(versions, key=lambda path: int(path.parts[-3]))) if versions else None
+
+
 def as_postgres(command: list[str]) -> list[str]:
     """PostgreSQL's server tools refuse to run as root: as the `postgres` user then, as the image does."""
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
@@ -225,9 +233,11 @@ def as_postgres(command: list[str]) -> list[str]:
 @pytest.fixture(scope="module")
 def compose_postgres() -> Iterator[tuple[str, int]]:
     """A fresh PostgreSQL server initialised by compose's init script with compose's values: (socket dir, port)."""
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    initdb, pg_ctl = server_tool("initdb"), server_tool("pg_ctl")
     if initdb is None or pg_ctl is None:
         pytest.skip("PostgreSQL's initdb and pg_ctl are not on this machine")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        pytest.skip("running as root without runuser: PostgreSQL's server refuses root")
     folder = Path(tempfile.mkdtemp(prefix="compose-postgres-"))
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
