@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from aio_pika.message import IncomingMessage
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from comm.events.batches import BatchApplier
@@ -48,9 +48,10 @@ async def test_a_failing_handler_in_a_batch_fails_alone_and_the_others_are_appli
 
     names = ["a", "b", "poison", "c", "d"]
     metas = [meta_for(queue) for _ in names]
+    events_by_meta = [events.user_created(name) for name in names]
     try:
         results = await asyncio.gather(
-            *(applier.apply(handle, events.user_created(name), meta) for name, meta in zip(names, metas, strict=True)),
+            *(applier.apply(handle, event, meta) for event, meta in zip(events_by_meta, metas, strict=True)),
             return_exceptions=True,
         )
     finally:
@@ -59,8 +60,11 @@ async def test_a_failing_handler_in_a_batch_fails_alone_and_the_others_are_appli
     poison = metas[2].event_id
     assert [isinstance(result, ValueError) for result in results] == [False, False, True, False, False]
     assert [result for result in results if not isinstance(result, BaseException)] == [True] * 4
-    # Tried together first, up to the poison; that transaction rolled back, then each was applied alone.
-    assert [calls[meta.event_id] for meta in metas] == [2, 2, 2, 1, 1]
+    # Tried together first (in lock order, comm.events.batches), up to the poison; that transaction rolled back,
+    # then each was applied alone.
+    order = sorted(range(len(names)), key=lambda n: str(events_by_meta[n].user_id))
+    before_poison = set(order[: order.index(2) + 1])
+    assert [calls[meta.event_id] for meta in metas] == [2 if n in before_poison else 1 for n in range(len(names))]
     for meta in metas:
         assert await events.count_effects(queue=queue, event_id=meta.event_id) == (meta.event_id != poison)
     assert await processed_ids(events, queue) == {meta.event_id for meta in metas} - {poison}
@@ -123,3 +127,37 @@ async def test_every_ack_follows_the_commit_of_its_event(events: Any, monkeypatc
     assert uncommitted_at_ack == [poison]  # acked once its retry copy was confirmed, never applied
     assert await processed_ids(events, queue) == set(written) - {written[17]}
     assert await events.count_effects(queue=queue) == 39
+
+
+async def test_two_replicas_batches_take_shared_locks_in_one_order_and_do_not_deadlock(events: Any) -> None:
+    """Two consumers (replicas) each get the same two users' events in opposite orders; each handler locks its
+    user (as the authors and comment-count handlers lock the author's row). Sorted by lock key, the second batch
+    waits for the first; in delivery order they deadlocked, and every event ran twice (the batch, then alone)."""
+    queue = events.queue("batched-lock-order")
+    replicas = [BatchApplier(queue=queue, sessionmaker=events.sessionmaker, max_batch=32, workers=1) for _ in "ab"]
+    calls: dict[uuid.UUID, int] = {}
+
+    async def handle(session: AsyncSession, event: Event, meta: EventMeta) -> None:
+        calls[meta.event_id] = calls.get(meta.event_id, 0) + 1
+        assert isinstance(event, UserCreated)
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": str(event.user_id)})
+        await asyncio.sleep(0.2)  # both transactions hold their first lock before either asks for its second
+        await events.record_effect(session, event, meta)
+
+    first, second = events.user_created("first"), events.user_created("second")
+    deliveries = [(replicas[0], [first, second]), (replicas[1], [second, first])]
+    metas = {(n, event.user_id): meta_for(queue) for n, (_, batch) in enumerate(deliveries) for event in batch}
+    try:
+        await asyncio.gather(
+            *(
+                applier.apply(handle, event, metas[(n, event.user_id)])
+                for n, (applier, batch) in enumerate(deliveries)
+                for event in batch
+            )
+        )
+    finally:
+        for applier in replicas:
+            await applier.close()
+
+    assert sorted(calls.values()) == [1, 1, 1, 1]  # no transaction rolled back
+    assert await events.count_effects(queue=queue) == 4

@@ -39,12 +39,19 @@ class Event(BaseModel):
     # Fields we added to a seed event: left out of the body while None, so an event without them is byte for byte
     # the seed's.
     omitted_when_none: ClassVar[frozenset[str]] = frozenset()
+    # The fields naming the rows its handlers lock, the most shared first: a batch applies its events sorted by
+    # them (comm.events.batches), so two replicas' transactions take the locks they share in one order.
+    lock_order: ClassVar[tuple[str, ...]] = ()
+
+    def lock_key(self) -> tuple[str, ...]:
+        return tuple(str(getattr(self, name) or "") for name in self.lock_order)
 
 
 class UserCreated(Event):
     """Seed `UserCreatedEvent`: a user registered."""
 
     routing_key: ClassVar[str] = "user.created"
+    lock_order: ClassVar[tuple[str, ...]] = ("user_id",)
 
     user_id: uuid.UUID
     username: str
@@ -62,6 +69,7 @@ class UserUpdated(Event):
     """A user's username or email changed (ours, in the seed's style)."""
 
     routing_key: ClassVar[str] = "user.updated"
+    lock_order: ClassVar[tuple[str, ...]] = ("user_id",)
 
     user_id: uuid.UUID
     username: str
@@ -79,6 +87,7 @@ class PostPublished(Event):
     """Seed `PostPublishedEvent`: a post became public."""
 
     routing_key: ClassVar[str] = "post.published"
+    lock_order: ClassVar[tuple[str, ...]] = ("post_id",)
 
     post_id: uuid.UUID
     author_id: uuid.UUID
@@ -90,6 +99,7 @@ class PostUpdated(Event):
     """A post's title or content changed (ours)."""
 
     routing_key: ClassVar[str] = "post.updated"
+    lock_order: ClassVar[tuple[str, ...]] = ("post_id",)
 
     post_id: uuid.UUID
     author_id: uuid.UUID
@@ -101,6 +111,7 @@ class PostDeleted(Event):
     """A post was deleted; its comments must go too (ours)."""
 
     routing_key: ClassVar[str] = "post.deleted"
+    lock_order: ClassVar[tuple[str, ...]] = ("post_id",)
 
     post_id: uuid.UUID
     author_id: uuid.UUID
@@ -116,6 +127,7 @@ class CommentCreated(Event):
     """
 
     routing_key: ClassVar[str] = "comment.created"
+    lock_order: ClassVar[tuple[str, ...]] = ("author_id", "comment_id")
 
     comment_id: uuid.UUID
     post_id: uuid.UUID
@@ -135,6 +147,7 @@ class CommentModerated(Event):
     """A moderator approved or rejected a comment (named by the seed, defined by us); `reason` is optional."""
 
     routing_key: ClassVar[str] = "comment.moderated"
+    lock_order: ClassVar[tuple[str, ...]] = ("author_id", "comment_id")
 
     comment_id: uuid.UUID
     post_id: uuid.UUID
@@ -149,6 +162,7 @@ class CommentDeleted(Event):
     """A comment was deleted (ours)."""
 
     routing_key: ClassVar[str] = "comment.deleted"
+    lock_order: ClassVar[tuple[str, ...]] = ("author_id", "comment_id")
 
     comment_id: uuid.UUID
     post_id: uuid.UUID
@@ -165,6 +179,7 @@ class ProfileUpdated(Event):
     """
 
     routing_key: ClassVar[str] = "profile.updated"
+    lock_order: ClassVar[tuple[str, ...]] = ("user_id",)
 
     user_id: uuid.UUID
     username: str
