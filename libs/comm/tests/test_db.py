@@ -177,3 +177,26 @@ async def test_a_unique_violation_names_its_constraint() -> None:
             assert violated_constraint(caught.value) == "uq_t_name"
         finally:
             await engine.dispose()
+
+
+@pytest.mark.asyncio
+async def test_a_database_refusing_connections_is_503_on_reads_and_writes_not_500() -> None:
+    """`ALLOW_CONNECTIONS false` (an operator, a failover) refuses new connections with SQLSTATE 55000, which asyncpg
+    raises as ObjectNotInPrerequisiteStateError: the hot reads' pool answered 500 with it (the soak's user database
+    outage) until `database_unreachable`, the consumers' rule, decided the answer everywhere."""
+    async with app_on_database() as (client, url):
+        database = make_url(url).database
+        admin = await asyncpg.connect(
+            make_url(url).set(drivername="postgresql", database="postgres").render_as_string()
+        )
+        try:
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", database)
+            for path, method in (("/connection", "GET"), ("/backend", "GET"), ("/write", "POST")):
+                refused = await client.request(method, path)
+                assert refused.status_code == 503, (path, refused.text)
+                assert refused.json() == {"errors": {"body": ["database unavailable, try again"]}}
+        finally:
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+            await admin.close()
+        assert (await client.get("/connection")).json() == {"one_transaction": False, "x": 42}

@@ -22,14 +22,13 @@ from fastapi import Depends, FastAPI, Request
 from sqlalchemy import MetaData, make_url, pool, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError, ProgrammingError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from comm.appstate import app_state
-from comm.errors import DatabaseUnavailable
+from comm.errors import DatabaseUnavailable, database_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +167,10 @@ class ReadPool:
     async def _run(method: Callable[..., Awaitable[Any]], sql: str, args: tuple[Any, ...]) -> Any:
         try:
             return await method(sql, *args)
-        except CONNECTION_LOST as exc:
-            raise DatabaseUnavailable from exc
+        except Exception as exc:
+            if database_unreachable(exc):  # lost, refused (ALLOW_CONNECTIONS false), too many clients
+                raise DatabaseUnavailable from exc
+            raise
 
     async def close(self) -> None:
         await self._pool.close()
@@ -177,44 +178,6 @@ class ReadPool:
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """A read leaves nothing to reset (see ReadPool)."""
-
-
-# What asyncpg raises when a connection breaks or the server ends it (pg_terminate_backend, a restart).
-CONNECTION_LOST = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.InternalClientError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.CannotConnectNowError,
-    OSError,
-)
-
-
-# SQLSTATE classes of a server that cannot serve now: connection exception, insufficient resources (too many
-# connections), operator intervention (terminated, shutting down, starting up).
-_UNAVAILABLE_CLASSES = ("08", "53", "57")
-
-
-def database_unreachable(exc: BaseException) -> bool:
-    """Whether `exc` (or what caused it) says the database is unreachable or refusing connections, rather than
-    that the work itself failed: the same work may succeed once the database is back."""
-    seen: BaseException | None = exc
-    for _ in range(8):  # an exception's causes, not an endless chain
-        if seen is None:
-            break
-        if isinstance(seen, (*CONNECTION_LOST, DatabaseUnavailable, PoolTimeout)):
-            return True
-        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
-            return True
-        sqlstate = getattr(seen, "sqlstate", None)
-        if isinstance(sqlstate, str) and (
-            sqlstate.startswith(_UNAVAILABLE_CLASSES)
-            or (sqlstate == "55000" and "not currently accepting connections" in str(seen))  # ALLOW_CONNECTIONS false
-        ):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 class Statement:

@@ -29,10 +29,12 @@ import math
 from collections.abc import Mapping
 from typing import ClassVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -165,13 +167,52 @@ class UpstreamClientError(UpstreamError):
         return self.upstream_status or self.status_code
 
 
+# What asyncpg raises when a connection breaks or the server ends it (pg_terminate_backend, a restart).
+CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
+    OSError,
+)
+
+
+# SQLSTATE classes of a server that cannot serve now: connection exception, insufficient resources (too many
+# connections), operator intervention (terminated, shutting down, starting up).
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the database is unreachable or refusing connections, rather than
+    that the work itself failed: the same work may succeed once the database is back."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # an exception's causes, not an endless chain
+        if seen is None:
+            break
+        if isinstance(seen, (*CONNECTION_LOST, DatabaseUnavailable, PoolTimeout)):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        sqlstate = getattr(seen, "sqlstate", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate.startswith(_UNAVAILABLE_CLASSES)
+            or (sqlstate == "55000" and "not currently accepting connections" in str(seen))  # ALLOW_CONNECTIONS false
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render AppError, validation errors, Starlette's HTTP errors and anything unhandled in the error shape."""
     app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_exception)  # type: ignore[arg-type]
-    app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
-    app.add_exception_handler(ConnectionError, _database_error)  # type: ignore[arg-type]
+    # Database failures, through SQLAlchemy or straight from asyncpg (the hot reads' pool): 503 or 500 by one rule.
+    for failure in (DBAPIError, ConnectionError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        app.add_exception_handler(failure, _database_error)
     app.add_exception_handler(Exception, _unhandled)
 
 
@@ -225,9 +266,10 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-async def _database_error(request: Request, exc: DBAPIError | ConnectionError) -> JSONResponse:
-    """A lost or refused database connection is 503; any other database error is a bug (500)."""
-    if isinstance(exc, DBAPIError) and not exc.connection_invalidated:
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A lost or refused database connection is 503 (`database_unreachable`, the rule consumers hold deliveries by
+    too); any other database error is a bug (500)."""
+    if not database_unreachable(exc):
         return await _unhandled(request, exc)
     record_error(request.app, error_type=type(exc).__name__)
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)

@@ -43,7 +43,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
-from comm.db import database_unreachable
+from comm.errors import database_unreachable
 from comm.events.batches import BatchApplier
 from comm.events.broker import Broker, backoff_delay, connect, declare_consumer_queue
 from comm.events.deliveries import attempt, event_id, failed_copy
