@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST := $(UV) run --frozen pytest
 SERVICES := $(notdir $(wildcard services/*))
 
-.PHONY: help uv install test test-comm lint fmt typecheck run up down bench bench-http bench-events bench-memory migration asyncapi k8s-secrets
+.PHONY: help uv install test test-comm lint fmt typecheck run up down bench bench-http bench-events bench-memory migration asyncapi k8s-secrets soak
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -66,3 +66,6 @@ asyncapi: install ## Write docs/asyncapi.yaml from the event registry (comm.even
 
 migration: install ## New Alembic revision from the models: make migration SERVICE=auth MSG="add roles"
 	cd services/$(SERVICE) && $(UV) run --frozen python -m comm.db $(SERVICE) "$(MSG)"
+
+soak: install ## Faults injected under a mixed workload, two replicas per service, then a checker (ARGS="--quick", "--duration 300")
+	$(UV) run --frozen python tests/soak.py $(ARGS)

@@ -157,11 +157,15 @@ class LocalApps:
         """How one app is launched: as `make run` launches it, migrating its database first."""
         return [sys.executable, "-m", service, "serve", *(["--migrate"] if service in WITH_DATABASE else [])]
 
+    def environment(self, service: str) -> dict[str, str]:
+        """The environment one app is launched with: the platform's."""
+        return self.env
+
     async def start(self, service: str) -> None:
         """Start one app and wait until it answers /ready."""
         with (self.logs / f"{service}.log").open("ab") as log:
             self.processes[service] = await asyncio.create_subprocess_exec(
-                *self.command(service), env=self.env, stdout=log, stderr=asyncio.subprocess.STDOUT
+                *self.command(service), env=self.environment(service), stdout=log, stderr=asyncio.subprocess.STDOUT
             )
         await self.wait_ready(service)
 

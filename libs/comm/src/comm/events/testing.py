@@ -69,7 +69,7 @@ class TcpProxy:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await self._flowing.wait()
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(self._target.host, self._target.port)
+            upstream_reader, upstream_writer = await self.connect_upstream()
         except OSError:
             writer.transport.abort()
             return
@@ -78,6 +78,10 @@ class TcpProxy:
             self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer), return_exceptions=True
         )
         self._writers -= {writer, upstream_writer}
+
+    async def connect_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The connection a new client's is forwarded to; subclasses choose among several targets."""
+        return await asyncio.open_connection(self._target.host, self._target.port)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
