@@ -235,11 +235,35 @@ def _soak_settings() -> dict[str, str]:
         "OTEL_TRACES_SAMPLER": "always_off",  # no collector here; spans would only queue
         "PYTHONUNBUFFERED": "1",
         **{f"{service.upper()}_EVENTS_RETRY_DELAY_SECONDS": "0.5" for service in REPLICATED},
-        # Eight replicas on one PostgreSQL whose max_connections is 100 (this machine's, shared with other runs):
-        # 4 + 2 connections and the relay's listener each, about 56 in all, instead of 10 + 10 each.
-        **{f"{service.upper()}_DATABASE_POOL_SIZE": "4" for service in REPLICATED},
-        **{f"{service.upper()}_DATABASE_READ_POOL_SIZE": "2" for service in REPLICATED},
+        # Eight replicas on one PostgreSQL whose max_connections is 100 (this machine's, shared with other runs:
+        # `make test` keeps its own stack up meanwhile): POOL_SIZE + READ_POOL_SIZE each instead of 10 + 10.
+        **{f"{service.upper()}_DATABASE_POOL_SIZE": str(POOL_SIZE) for service in REPLICATED},
+        **{f"{service.upper()}_DATABASE_READ_POOL_SIZE": str(READ_POOL_SIZE) for service in REPLICATED},
     }
+
+
+POOL_SIZE, READ_POOL_SIZE = 4, 2
+# What the soak may hold at once: each replica's pools and its relay's listener, and the soak's own (its checker
+# reads a database at a time, the fault's admin connection, a migration at a restart).
+CONNECTIONS_NEEDED = len(REPLICATED) * REPLICAS * (POOL_SIZE + READ_POOL_SIZE + 1) + 6
+
+
+async def check_connection_headroom() -> None:
+    """Refuse to start, saying why, when PostgreSQL has fewer free connections than the soak may hold: short of
+    them, replicas and the checker meet `too many clients` and every fault after looks unrepaired."""
+    conn = await asyncpg.connect(admin_database_url())
+    try:
+        limit = int(await conn.fetchval("SHOW max_connections"))
+        reserved = int(await conn.fetchval("SHOW superuser_reserved_connections"))
+        used = await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
+    finally:
+        await conn.close()
+    free = limit - reserved - used
+    if free < CONNECTIONS_NEEDED:
+        raise SystemExit(
+            f"soak: PostgreSQL has {free} free connections (max_connections {limit}, {reserved} reserved, {used} in"
+            f" use); the soak needs {CONNECTIONS_NEEDED}: stop what holds them or raise max_connections"
+        )
 
 
 @contextlib.asynccontextmanager
@@ -1100,6 +1124,7 @@ async def grant_moderator(p: Platform, user: User) -> None:
 async def run(args: argparse.Namespace) -> int:
     schedule = [f for f in SCHEDULE if (f.quick or not args.quick) and not (f.shared_broker and args.quick)]
     scale = 1.0 if args.quick else args.duration / 600
+    await check_connection_headroom()
     logs = Path(tempfile.mkdtemp(prefix="soak-logs-"))
     skew = HAVE_FAKETIME
     print(f"soak: {len(schedule)} faults, logs in {logs}; load average {os.getloadavg()[0]:.1f}", flush=True)
