@@ -75,7 +75,23 @@ async def test_anonymous_comment_waits_for_a_moderator(stack: Stack, api: httpx.
     approved = await api.post(f"/moderation/comments/{comment['id']}/approve", headers=moderator_auth)
     assert approved.json()["status"] == "approved"
     visible = (await api.get(f"/articles/{slug}/comments")).json()["comments"]
-    assert [c["id"] for c in visible] == [comment["id"]]
+    assert [(c["id"], c["author"]["guest"]) for c in visible] == [(comment["id"], True)]
+
+
+async def test_an_anonymous_comment_may_not_go_by_a_registered_users_name(api: httpx.AsyncClient) -> None:
+    author, known = await signup(api), await signup(api, "Known")
+    slug = (await new_article(api, author))["slug"]
+    # The name is refused as soon as comment's copy of the profiles has it (profile.updated, moments after signup).
+    impersonating = {"comment": {"body": "it is me", "authorName": known["username"].upper()}}
+
+    async def refused() -> bool:
+        response = await api.post(f"/articles/{slug}/comments", json=impersonating)
+        assert response.status_code in (200, 422), response.text
+        return response.status_code == 422 and list(response.json()["errors"]) == ["authorName"]
+
+    await wait_until(refused, within=10)
+    signed_in = await api.post(f"/articles/{slug}/comments", json={"comment": {"body": "me"}}, headers=known["auth"])
+    assert signed_in.json()["comment"]["author"] == {**signed_in.json()["comment"]["author"], "guest": False}
 
 
 async def test_comment_counts_follow_comments_and_article_deletion(stack: Stack, api: httpx.AsyncClient) -> None:

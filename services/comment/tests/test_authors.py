@@ -60,3 +60,20 @@ async def test_duplicates_and_older_versions_change_nothing(kit: Any) -> None:
     assert comment["author"]["username"] == "again"
     rows = await kit.sql("SELECT version FROM authors WHERE user_id = $1", user.user_id)
     assert [row["version"] for row in rows] == [6]
+
+
+async def test_an_anonymous_comment_may_not_go_by_a_registered_name(kit: Any) -> None:
+    """Compared case- and Unicode-normalised: the name as registered, lower case, full-width letters, a ligature."""
+    post_id, user = kit.blog.add(), kit.user()
+    registered = f"Ünﬁrm{uuid.uuid4().hex[:8]}"
+    await processed(kit, await publish(kit, profile(user.user_id, 1, registered)))
+    tail = registered.removeprefix("Ünﬁrm")
+    full_width = "".join(chr(ord(c) + 0xFEE0) if c.isascii() and c.isalnum() else c for c in tail)
+    for name in (registered, registered.lower(), f"üNFIRM{tail.upper()}", f"Ünfirm{full_width}", f" {registered} "):
+        response = await kit.create(post_id, kit.anonymous, author_name=name)
+        assert response.status_code == 422, (name, response.text)
+        assert list(response.json()["errors"]) == ["author_name"], response.text
+    # A name of its own is welcome, and a signed-in author's name field is ignored as before.
+    await kit.created(post_id, kit.anonymous, author_name=f"{registered}-fan")
+    await kit.created(post_id, user, author_name=registered)
+    assert await kit.count_comments(post_id) == 2

@@ -30,3 +30,10 @@ class NotAuthorOrModerator(Forbidden):
 class AuthorNameRequired(Validation):
     def __init__(self) -> None:
         super().__init__(errors={"author_name": ["is required for an anonymous comment"]})
+
+
+class AuthorNameTaken(Validation):
+    """An anonymous comment's name is a registered user's (compared by `models.name_key`): it would read as theirs."""
+
+    def __init__(self) -> None:
+        super().__init__(errors={"author_name": ["is a registered user's name: sign in to comment as them"]})

@@ -4,7 +4,20 @@ import uuid
 from datetime import datetime
 from typing import get_args
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Identity, Index, String, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ColumnElement,
+    DateTime,
+    Identity,
+    Index,
+    String,
+    Text,
+    func,
+    literal,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from comm.authors import add_authors_table
@@ -64,3 +77,15 @@ class DeletedPost(Base):
 EVENT_TABLES = add_event_tables(Base.metadata)
 # Authors' public profiles, kept from `profile.updated` (comm.authors); comment lists join them.
 AUTHORS = add_authors_table(Base.metadata)
+
+
+def name_key(name: ColumnElement[str] | str) -> ColumnElement[str]:
+    """How two names compare when an anonymous comment must not pass for a registered user: Unicode-normalised
+    (NFKC, so full-width or ligature look-alikes fold to their plain letters) and lower-cased by ICU's root locale
+    (`und-x-icu`: the database's own collation may be C, whose lower() folds ASCII only)."""
+    value = name if isinstance(name, ColumnElement) else literal(name, String)
+    return func.lower(func.normalize(value, literal_column("NFKC")).collate("und-x-icu"))
+
+
+# Registered names by their key: the check of every anonymous comment is one index lookup.
+Index("ix_authors_name_key", name_key(AUTHORS.c.username))

@@ -21,8 +21,8 @@ from comm.events.models import CommentCreated, CommentDeleted, CommentModerated,
 from comm.events.outbox import add_event
 from comm.http.clients import BlogServiceClient
 from comm.tokens import Identity
-from comment.errors import AuthorNameRequired, CommentNotFound, NotAuthorOrModerator, PostNotFound
-from comment.models import AUTHORS, Comment, DeletedPost
+from comment.errors import AuthorNameRequired, AuthorNameTaken, CommentNotFound, NotAuthorOrModerator, PostNotFound
+from comment.models import AUTHORS, Comment, DeletedPost, name_key
 from comment.posts import ensure_public_post
 from comment.schemas import CommentIn, CommentOut, CommentPage
 
@@ -38,6 +38,9 @@ async def create_comment(
     await ensure_public_post(blog, post_id=post_id, identity=identity)
     status: CommentStatus = "pending" if identity.user_id is None else "approved"
     async with session.begin():
+        anonymous_name = data.author_name if identity.user_id is None else None
+        if anonymous_name is not None and await _a_registered_name(session, anonymous_name):
+            raise AuthorNameTaken()
         await _lock_post(session, post_id)
         if await session.get(DeletedPost, post_id) is not None:
             raise PostNotFound()
@@ -45,7 +48,7 @@ async def create_comment(
             id=uuid.uuid4(),
             post_id=post_id,
             author_id=identity.user_id,
-            author_name=data.author_name if identity.user_id is None else None,
+            author_name=anonymous_name,
             body=data.body,
             status=status,
         )
@@ -62,6 +65,15 @@ async def create_comment(
             ),
         )
     return CommentOut.model_validate(comment)
+
+
+async def _a_registered_name(session: AsyncSession, name: str) -> bool:
+    """Whether `name` is a registered user's, by the authors copy (comm.authors) this service keeps of every
+    profile. That copy is eventual: a name registered a moment ago may still pass, until its `profile.updated`
+    arrives (under a second on a healthy broker); asking the user service on every anonymous comment instead would
+    make commenting depend on it, for a window a moderator's approval closes anyway."""
+    found = select(AUTHORS.c.user_id).where(name_key(AUTHORS.c.username) == name_key(name)).limit(1)
+    return await session.scalar(found) is not None
 
 
 async def list_comments(db: ReadPool, *, post_id: uuid.UUID, limit: int, offset: int) -> CommentPage:

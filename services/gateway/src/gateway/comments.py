@@ -4,30 +4,40 @@ the reader's part (and any author not embedded yet) from the user service (gatew
 RealWorld lists a post's comments without paging, so the gateway returns all of them: it reads the comment
 service's pages (`COMMENTS_PAGE` each, the most it serves), the first alone and the rest together once the first
 has told the total.
-An anonymous comment's author is shown as a profile named after its display name, with nothing else.
+An anonymous comment's author is shown as a profile named after its display name, with nothing else, and
+`guest: true`; the comment service refuses a display name that is a registered user's (case- and
+Unicode-normalised), so a guest cannot read as someone with an account.
 """
 
 import asyncio
 import uuid
 from collections.abc import Iterable
 
+from comm.errors import UpstreamClientError
 from comm.tokens import Identity
 from gateway import authors
 from gateway.accounts import own_profile, to_profile
 from gateway.deps import Upstreams
 from gateway.identity import Viewer, identity_of
 from gateway.ratelimit import RateLimiter
-from gateway.schemas import Comment, ModeratedComment, ModerationQueueResponse, NewComment, Profile
+from gateway.schemas import Comment, CommentAuthor, ModeratedComment, ModerationQueueResponse, NewComment
 from gateway.upstreams import CommentView, ProfileView
 
 COMMENTS_PAGE = 100
 
 
-def _author(comment: CommentView, profiles: dict[uuid.UUID, ProfileView]) -> Profile:
+def _author(comment: CommentView, profiles: dict[uuid.UUID, ProfileView]) -> CommentAuthor:
     profile = profiles.get(comment.author_id) if comment.author_id else None
     if profile is not None:
-        return to_profile(profile)
-    return Profile(username=comment.author_name or "anonymous", bio=None, image=None, following=False, commentCount=0)
+        return CommentAuthor(**dict(to_profile(profile)))
+    return CommentAuthor(
+        username=comment.author_name or "anonymous",
+        bio=None,
+        image=None,
+        following=False,
+        commentCount=0,
+        guest=comment.author_id is None,
+    )
 
 
 def _comment(comment: CommentView, profiles: dict[uuid.UUID, ProfileView]) -> Comment:
@@ -62,7 +72,12 @@ async def add_comment(
         post = await upstreams.blog.by_slug(slug, identity=identity)
         # A draft takes no comments: the comment service says so (403), the rule's one place.
         author_name = None if viewer else data.authorName
-        return await upstreams.comments.create(post.id, body=data.body, author_name=author_name, identity=identity)
+        try:
+            return await upstreams.comments.create(post.id, body=data.body, author_name=author_name, identity=identity)
+        except UpstreamClientError as exc:
+            # The comment service names the field as it has it; the client sent `authorName`.
+            exc.errors = {("authorName" if key == "author_name" else key): v for key, v in exc.errors.items()}
+            raise
 
     if viewer is None:
         return _comment(await create(), {})

@@ -181,12 +181,19 @@ class NewCommentRequest(Body):
     comment: NewComment
 
 
+class CommentAuthor(Profile):
+    guest: bool = Field(
+        False,
+        description="Extension: true for an anonymous comment's author, a display name that is no registered user's.",
+    )
+
+
 class Comment(BaseModel):
     id: int
     createdAt: Timestamp
     updatedAt: Timestamp
     body: str
-    author: Profile
+    author: CommentAuthor
     status: CommentStatus = Field(
         "approved", description="Extension: anonymous comments stay pending until a moderator approves them."
     )
