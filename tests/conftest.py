@@ -93,6 +93,8 @@ def _test_settings(traces_url: str) -> dict[str, str]:
         "GATEWAY_RATE_LIMIT_COMMENT_ANONYMOUS": "10000/minute",
         "GATEWAY_RATE_LIMIT_COMMENT": "10000/minute",
         "OTEL_EXPORTER_OTLP_ENDPOINT": traces_url,
+        # The tracing tests play a front end that starts the trace (services/gateway/tests/test_edge.py: the default).
+        "GATEWAY_TRUST_TRACEPARENT": "true",
         "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms; spans reach `stack.traces` soon after they end
         "PYTHONUNBUFFERED": "1",  # log lines (uvicorn's access lines go to stdout) reach the log files at once
         **{f"{service.upper()}_EVENTS_RETRY_DELAY_SECONDS": "0.5" for service in SERVICES},

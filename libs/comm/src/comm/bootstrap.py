@@ -33,6 +33,7 @@ def service_app(
     ready_checks: Mapping[str, ReadyCheck] | None = None,
     expose_metrics: bool = True,
     span_processor: SpanProcessor | None = None,
+    app_class: type[FastAPI] = FastAPI,
     **fastapi: Any,
 ) -> FastAPI:
     """A FastAPI app (`fastapi`: title, lifespan, ...) with the platform's common behaviour.
@@ -41,9 +42,10 @@ def service_app(
     head of the migrations of the package named `settings.service_name`, and the relays and consumers started
     with `start_worker`. With
     `expose_metrics=False` the app does not serve `/metrics` itself (see comm.metrics.serve_metrics). The app's
-    tracer provider is `app.state.tracer_provider`; tests add an exporter as `span_processor`."""
+    tracer provider is `app.state.tracer_provider`; tests add an exporter as `span_processor`. `app_class` is a
+    FastAPI subclass for an app that must act before FastAPI's own telemetry (the gateway's edge)."""
     provider = tracer_provider(settings, span_processor=span_processor)
-    app = FastAPI(**fastapi, telemetry=telemetry_config(provider))
+    app = app_class(**fastapi, telemetry=telemetry_config(provider))
     app.add_middleware(DeadlineMiddleware, default_seconds=settings.request_deadline_seconds)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.state.settings = settings

@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -10,7 +11,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from comm.bootstrap import service_app
 from comm.metrics import serve_metrics
 from gateway.deps import UpstreamClients
-from gateway.edge import EdgeMiddleware
+from gateway.edge import EdgeApp
 from gateway.identity import TokenValidator
 from gateway.ratelimit import RateLimiter
 from gateway.routes import articles, comments, users
@@ -48,17 +49,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await upstreams.aclose()
 
     # Its port is public: /metrics goes to a port of its own (GATEWAY_METRICS_PORT), for the operator's Prometheus.
-    app = service_app(
-        settings,
-        max_body_bytes=settings.max_body_bytes,
-        ready_checks={},
-        expose_metrics=False,
-        title="Conduit API (blog platform gateway)",
-        version="1.1.0",
-        description=DESCRIPTION,
-        lifespan=lifespan,
+    app = cast(
+        EdgeApp,
+        service_app(
+            settings,
+            max_body_bytes=settings.max_body_bytes,
+            ready_checks={},
+            expose_metrics=False,
+            title="Conduit API (blog platform gateway)",
+            version="1.1.0",
+            description=DESCRIPTION,
+            lifespan=lifespan,
+            app_class=EdgeApp,
+        ),
     )
-    app.add_middleware(EdgeMiddleware)
+    app.guard(trust_traceparent=settings.trust_traceparent)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),

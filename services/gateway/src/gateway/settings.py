@@ -24,6 +24,9 @@ class GatewaySettings(CommSettings):
     # Proxies (addresses or CIDR ranges, comma-separated) whose X-Forwarded-For names the client: the ingress's.
     # Empty, the default, trusts none: the client is the peer of the TCP connection, whatever headers it sends.
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    # Keep a public request's `traceparent`/`tracestate` (an ingress or front end that starts the traces); by
+    # default every public request starts a new trace (gateway.edge).
+    trust_traceparent: bool = False
     # /metrics is served here, on the same host but not on the public port (0: any free port, for tests).
     metrics_port: int = 9464
     max_body_bytes: int = 256 * 1024
