@@ -235,8 +235,8 @@ def _soak_settings() -> dict[str, str]:
         "OTEL_TRACES_SAMPLER": "always_off",  # no collector here; spans would only queue
         "PYTHONUNBUFFERED": "1",
         **{f"{service.upper()}_EVENTS_RETRY_DELAY_SECONDS": "0.5" for service in REPLICATED},
-        # Eight replicas on one PostgreSQL whose max_connections is 100 (this machine's, shared with other runs:
-        # `make test` keeps its own stack up meanwhile): POOL_SIZE + READ_POOL_SIZE each instead of 10 + 10.
+        # Eight replicas on one PostgreSQL whose max_connections is 100 (this machine's, shared with other runs):
+        # POOL_SIZE + READ_POOL_SIZE each instead of 10 + 10 (check_connection_headroom says what that needs).
         **{f"{service.upper()}_DATABASE_POOL_SIZE": str(POOL_SIZE) for service in REPLICATED},
         **{f"{service.upper()}_DATABASE_READ_POOL_SIZE": str(READ_POOL_SIZE) for service in REPLICATED},
     }

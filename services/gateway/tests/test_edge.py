@@ -12,6 +12,8 @@ from comm.testing import serve
 from gateway.main import create_app
 from gateway.settings import GatewaySettings
 
+CLIENT_TRACE = secrets.token_hex(16)  # the trace id a client's traceparent asks for
+
 
 @pytest.fixture
 async def blog() -> AsyncIterator[tuple[str, list[httpx.Headers]]]:
@@ -36,9 +38,6 @@ async def _downstream_headers(blog: tuple[str, list[httpx.Headers]], *, trust_tr
         response = await client.get("/api/tags", headers={**sent, "tracestate": "vendor=chosen"})
     assert response.json() == {"tags": ["dragons"]}, response.text
     return received[-1]
-
-
-CLIENT_TRACE = secrets.token_hex(16)
 
 
 def trace_id(headers: httpx.Headers) -> str:
