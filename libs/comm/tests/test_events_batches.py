@@ -1,6 +1,7 @@
 """Deliveries applied together in one transaction: a failing handler takes no other event down, acks follow commits."""
 
 import asyncio
+import itertools
 import uuid
 from typing import Any
 
@@ -9,6 +10,7 @@ from aio_pika.message import IncomingMessage
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from comm.events import batches
 from comm.events.batches import BatchApplier
 from comm.events.consumer import EventMeta
 from comm.events.models import Event, UserCreated
@@ -84,6 +86,94 @@ async def test_a_second_delivery_of_one_event_in_a_batch_is_a_duplicate(events: 
     assert sorted(results) == [False, False, True]
     assert again is False
     assert await events.count_effects(queue=queue, event_id=meta.event_id) == 1
+
+
+class BatchCounter:
+    """A handler that notes which transaction (batch) applied each event."""
+
+    def __init__(self, events: Any) -> None:
+        self._events = events
+        self._batches = itertools.count()
+        self.batch_of: dict[uuid.UUID, int] = {}
+
+    async def __call__(self, session: AsyncSession, event: Event, meta: EventMeta) -> None:
+        self.batch_of[meta.event_id] = session.info.setdefault("batch", next(self._batches))
+        await self._events.record_effect(session, event, meta)
+
+
+async def test_under_load_a_batch_waits_for_the_deliveries_that_keep_coming(
+    events: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a batch of two (under load), five deliveries a tenth of a second apart join one batch: every step of
+    the wait brings one. With no wait, each was a batch of its own."""
+    monkeypatch.setattr(batches, "LINGER_SECONDS", 2.0)
+    monkeypatch.setattr(batches, "LINGER_STEP_SECONDS", 0.2)
+    queue = events.queue("lingering")
+    applier = BatchApplier(queue=queue, sessionmaker=events.sessionmaker, max_batch=32, workers=1)
+    handle = BatchCounter(events)
+
+    async def later(delay: float, meta: EventMeta) -> bool:
+        await asyncio.sleep(delay)
+        return await applier.apply(handle, events.user_created(), meta)
+
+    burst = [meta_for(queue) for _ in range(2)]
+    trickle = [meta_for(queue) for _ in range(5)]
+    try:
+        await asyncio.gather(*(applier.apply(handle, events.user_created(), meta) for meta in burst))
+        applied = await asyncio.gather(*(later(0.1 * n, meta) for n, meta in enumerate(trickle)))
+    finally:
+        await applier.close()
+
+    assert applied == [True] * 5
+    assert len({handle.batch_of[meta.event_id] for meta in burst}) == 1
+    assert len({handle.batch_of[meta.event_id] for meta in trickle}) == 1
+    assert await processed_ids(events, queue) == {meta.event_id for meta in burst + trickle}
+
+
+async def test_a_delivery_to_an_idle_consumer_is_not_held(events: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deliveries that come one at a time wait for no step, however long a step is."""
+    monkeypatch.setattr(batches, "LINGER_SECONDS", 60.0)
+    monkeypatch.setattr(batches, "LINGER_STEP_SECONDS", 30.0)
+    queue = events.queue("idle")
+    applier = BatchApplier(queue=queue, sessionmaker=events.sessionmaker, max_batch=32, workers=1)
+    handle = BatchCounter(events)
+    metas = [meta_for(queue) for _ in range(3)]
+    try:
+        async with asyncio.timeout(10):
+            for meta in metas:
+                assert await applier.apply(handle, events.user_created(), meta) is True
+    finally:
+        await applier.close()
+
+    assert len({handle.batch_of[meta.event_id] for meta in metas}) == 3
+
+
+async def test_closing_while_a_batch_waits_cancels_its_deliveries(events: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A consumer that stops while its worker waits for a batch to fill: the deliveries taken stop waiting
+    (cancelled, unacked, so the broker gives them again) instead of waiting for ever."""
+    monkeypatch.setattr(batches, "LINGER_SECONDS", 60.0)
+    monkeypatch.setattr(batches, "LINGER_STEP_SECONDS", 0.2)
+    queue = events.queue("closing")
+    applier = BatchApplier(queue=queue, sessionmaker=events.sessionmaker, max_batch=32, workers=1)
+    handle = BatchCounter(events)
+    await asyncio.gather(*(applier.apply(handle, events.user_created(), meta_for(queue)) for _ in range(2)))
+
+    trickled: list[asyncio.Future[bool]] = []
+
+    async def trickle() -> None:
+        while True:  # one delivery per step keeps the worker waiting
+            trickled.append(asyncio.ensure_future(applier.apply(handle, events.user_created(), meta_for(queue))))
+            await asyncio.sleep(0.1)
+
+    waiting = asyncio.ensure_future(applier.apply(handle, events.user_created(), meta_for(queue)))
+    feeding = asyncio.ensure_future(trickle())
+    await asyncio.sleep(0.5)
+    feeding.cancel()
+    await applier.close()
+    await asyncio.wait([waiting, *trickled], timeout=5)
+    assert waiting.cancelled()
+    assert all(delivery.cancelled() for delivery in trickled)
+    assert await events.count_effects(queue=queue) == 2  # only the first batch of two was applied
 
 
 async def test_every_ack_follows_the_commit_of_its_event(events: Any, monkeypatch: pytest.MonkeyPatch) -> None:
