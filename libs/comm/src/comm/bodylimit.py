@@ -1,6 +1,8 @@
 """A request body cap for every app: 413 in the error shape, before the body is parsed or stored.
 
-Starlette has no body limit of its own and uvicorn none per request, so this small ASGI middleware is ours.
+uvicorn has no limit per request. Starlette 1.x has one (RequestBodyLimitMiddleware, FastAPI's `max_body_size`),
+which this predates: it builds a responder per request and answers a declared oversize body in plain text once
+the app does not read it; moving to it is untried. This small ASGI middleware is ours meanwhile.
 It checks `Content-Length` up front and counts the bytes of a streamed (chunked) body as they arrive. A streamed body
 that passes the cap raises inside the app's receive, where FastAPI's body parsing turns any error into a 400 (our
 error handlers then answer 422): so once the cap is passed, whatever the app answers is replaced by the 413 here,

@@ -59,7 +59,7 @@ WORKERS = 1
 # Under load (the last batch had company) a worker waits for its batch to fill, a step at a time for as long as
 # each step brings more deliveries, up to LINGER_SECONDS: one transaction for more events costs less per event. On
 # the bench's drain (make bench-events) batches of about 5 formed without it and mostly full ones (the prefetch)
-# with it: about 15 % less CPU per event and 0.42-0.57 -> 0.53-0.72 of raw aio-pika's throughput. A delivery that
+# with it: about 15 % less CPU per event and 0.37-0.57 -> 0.47-0.72 of raw aio-pika's throughput. A delivery that
 # comes alone waits one step at most (none when the last batch was alone too).
 LINGER_SECONDS, LINGER_STEP_SECONDS = 0.005, 0.001
 
