@@ -246,6 +246,26 @@ async def test_a_page_of_twenty_articles_costs_a_constant_number_of_calls(stack:
     }
 
 
+async def test_the_feed_costs_two_calls_and_shows_its_authors_followed(stack: Stack, api: httpx.AsyncClient) -> None:
+    tag = f"feed{uuid.uuid4().hex[:8]}"
+    reader, writers = await signup(api, "reader"), [await signup(api, "writer") for _ in range(2)]
+    for writer in writers:
+        followed = await api.post(f"/profiles/{writer['username']}/follow", headers=reader["auth"])
+        assert followed.status_code == 200, followed.text
+        body = {"article": {"title": "Fed", "description": "d", "body": "b", "tagList": [tag]}}
+        assert (await api.post("/articles", json=body, headers=writer["auth"])).status_code == 201
+    await wait_until(lambda: _embedded(stack, tag, 2), within=10)
+    # Whom the reader follows, then their posts: the list already says `following`, no relations call.
+    assert await _calls(stack, api, "/articles/feed", headers=reader["auth"]) == {
+        ("user", "GET", "/profiles/me/following"): 1.0,
+        ("blog", "POST", "/posts/feed"): 1.0,
+    }
+    feed = (await api.get("/articles/feed", headers=reader["auth"])).json()["articles"]
+    assert {(a["author"]["username"], a["author"]["following"]) for a in feed} == {
+        (writer["username"], True) for writer in writers
+    }
+
+
 async def test_a_rename_shows_on_the_authors_articles_and_comments(stack: Stack, api: httpx.AsyncClient) -> None:
     author, reader = await signup(api, "old"), await signup(api, "reader")
     article = await new_article(api, author)

@@ -8,6 +8,7 @@ everything out (RealWorld answers an empty list, not 404).
 
 import asyncio
 import uuid
+from collections.abc import Collection
 
 from comm.errors import UpstreamClientError
 from comm.tokens import Identity
@@ -55,9 +56,10 @@ async def _page(
     count: int,
     viewer: Viewer | None,
     known: dict[uuid.UUID, ProfileView] | None = None,
+    followed: Collection[uuid.UUID] = (),
 ) -> MultipleArticlesResponse:
     embedded = {post.author_id: post.author for post in posts}
-    found = await authors.profiles(upstreams, embedded=embedded, viewer=viewer, known=known)
+    found = await authors.profiles(upstreams, embedded=embedded, viewer=viewer, known=known, followed=followed)
     articles = [_summary(post, to_profile(found[post.author_id])) for post in posts if post.author_id in found]
     return MultipleArticlesResponse(articles=articles, articlesCount=count)
 
@@ -111,12 +113,12 @@ async def list_articles(
 
 
 async def feed(upstreams: Upstreams, *, viewer: Viewer, limit: int, offset: int) -> MultipleArticlesResponse:
-    """Articles by the users the viewer follows."""
+    """Articles by the users the viewer follows: two calls, the list of whom they follow telling `following` too."""
     followed = await upstreams.users.following(identity=viewer.identity)
     if not followed:
         return EMPTY
     found = await upstreams.blog.feed(followed, limit=limit, offset=offset, identity=viewer.identity)
-    return await _page(upstreams, found.posts, found.posts_count, viewer)
+    return await _page(upstreams, found.posts, found.posts_count, viewer, followed=set(followed))
 
 
 async def get_article(upstreams: Upstreams, *, slug: str, viewer: Viewer | None) -> Article:

@@ -8,6 +8,8 @@ read model those services keep from `profile.updated` (comm.authors). So:
   which also returns the reader's own profile as it stands now when they are one of the authors, so their own
   rename, bio, image or comment count shows in their next read at once (read-your-writes), before the copies
   catch up;
+- no call at all for authors the reader is known to follow as of this request (`followed`: the feed's authors,
+  from the following list the feed was read by; a reader never follows themselves, so it holds no own profile);
 - an author whose public face is not embedded (the read model lagging, e.g. an article written seconds after
   registration) is fetched from the user service as before, concurrently with the relations call, so nothing is
   ever shown missing or wrong; an author the user service does not know either is left out, as before.
@@ -15,7 +17,7 @@ read model those services keep from `profile.updated` (comm.authors). So:
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from gateway.deps import Upstreams
 from gateway.identity import Viewer, identity_of
@@ -30,8 +32,10 @@ async def profiles(
     embedded: Mapping[uuid.UUID, AuthorView | None],
     viewer: Viewer | None,
     known: Mapping[uuid.UUID, ProfileView] | None = None,
+    followed: Collection[uuid.UUID] = (),
 ) -> dict[uuid.UUID, ProfileView]:
-    """The profiles of the authors in `embedded` as the viewer sees them; `known` ones (fetched already) as given."""
+    """The profiles of the authors in `embedded` as the viewer sees them; `known` ones (fetched already) as given;
+    those in `followed` are followed by the viewer (known already, no need to ask)."""
     known = known or {}
     wanted = [author_id for author_id in embedded if author_id not in known]
     missing = [author_id for author_id in wanted if embedded[author_id] is None]
@@ -39,9 +43,9 @@ async def profiles(
     identity = identity_of(viewer)
     fetched, relations = await asyncio.gather(
         upstreams.users.by_ids(missing, identity=identity),  # no call when nothing is missing
-        _relations(upstreams, present, viewer),
+        _relations(upstreams, [author_id for author_id in present if author_id not in followed], viewer),
     )
-    following = set(relations.following)
+    following = {*relations.following, *followed}
     found = dict(known)
     found.update(fetched)
     for author_id in present:
