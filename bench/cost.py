@@ -306,8 +306,9 @@ async def run(args: argparse.Namespace) -> None:
     started = time.monotonic()
     for i, ratio in enumerate(args.sampling):
         env = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": f"{ratio:g}"}
+        starting = time.monotonic()
         async with running_stack(env) as apps:
-            print(f"\n==== trace sampling ratio {ratio:g}: stack up in {time.monotonic() - started:.0f} s")
+            print(f"\n==== trace sampling ratio {ratio:g}: stack up in {time.monotonic() - starting:.0f} s")
             seeded = await seed(apps)
             await measure(apps, seeded, args, services=i == 0)
     print(f"\ndone in {time.monotonic() - started:.0f} s; databases, exchange and queues removed")
