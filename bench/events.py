@@ -31,6 +31,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from comm.cli import freeze_started_heap
 from comm.db import create_engine, create_sessionmaker
 from comm.events import Consumer, EventMeta, OutboxRelay, UserCreated, add_event, add_event_tables
 from comm.events.broker import QUORUM
@@ -241,6 +242,7 @@ async def main() -> None:
             await conn.run_sync(metadata.create_all)
         try:
             async with outbox_side(engine, settings) as outbox, raw_side(f"{exchange}.raw") as raw:
+                freeze_started_heap()  # as `python -m <service> serve` does once its app has started
                 latency, throughput = await outbox_flowing(outbox)
                 raw_p = await raw_latency(raw)
                 # Drain and raw throughput interleaved, round by round: each lasts about a second, and one
