@@ -4,7 +4,7 @@ probes.
 The request path is the cost of every call between services, so each concern is one ASGI layer or none: the body
 cap is comm.bodylimit's (FastAPI's own `max_body_size` answers a declared oversize body in plain text, outside the
 error shape, whatever the handlers render), the deadline comm.deadlines', tracing is FastAPI's native telemetry
-(comm.telemetry), metrics the Prometheus instrumentator's one middleware; the error shape, internal tokens and
+(comm.telemetry), metrics comm.metrics' one middleware; the error shape, internal tokens and
 probes are handlers and routes.
 """
 
