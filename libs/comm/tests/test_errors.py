@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 
 from comm.errors import (
@@ -18,6 +18,7 @@ from comm.errors import (
     install_error_handlers,
 )
 from comm.metrics import REGISTRY, setup_metrics
+from comm.routing import add_routes
 
 
 class PostNotFound(NotFound):
@@ -104,6 +105,26 @@ async def test_unknown_route_and_wrong_method(client: httpx.AsyncClient) -> None
     assert wrong.status_code == 405
     assert wrong.json() == {"errors": {"body": ["Method Not Allowed"]}}
     assert wrong.headers["allow"] == "POST"
+
+
+async def test_wrong_method_allows_the_documented_paths_methods_only() -> None:
+    """`/things/mine` is its own path (GET); `/things/{id}` would match it too, but its DELETE is not mine's."""
+    app = FastAPI()
+    install_error_handlers(app)
+    router = APIRouter(prefix="/things")
+
+    @router.get("/mine")
+    async def mine() -> dict[str, str]:
+        return {}
+
+    @router.delete("/{thing_id}")
+    async def remove(thing_id: str) -> None:
+        return None
+
+    add_routes(app, router)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://x") as client:
+        assert (await client.patch("/things/mine")).headers["allow"] == "GET"
+        assert (await client.patch("/things/other")).headers["allow"] == "DELETE"
 
 
 async def test_unhandled_exception_is_500_without_traceback(client: httpx.AsyncClient) -> None:

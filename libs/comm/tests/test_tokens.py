@@ -51,6 +51,10 @@ def _app(public_keys: str = format_public_keys((n, k[0]) for n, k in PUBLIC_KEYS
     async def whoami(identity: CallerIdentity) -> dict[str, object]:
         return {"user_id": str(identity.user_id), "roles": sorted(identity.roles), "caller": identity.caller}
 
+    @app.get("/open")
+    async def open_to_all() -> dict[str, object]:
+        return {}
+
     @app.get("/shared")
     async def shared(identity: Annotated[Identity, Depends(identity_from(GATEWAY, "comment"))]) -> dict[str, object]:
         return {"caller": identity.caller}
@@ -174,6 +178,30 @@ async def test_missing_token_is_401(client: httpx.AsyncClient) -> None:
     response = await client.get("/whoami")
     assert response.status_code == 401
     assert response.json() == {"errors": {"body": ["internal token required"]}}
+
+
+def test_the_openapi_names_the_header_on_the_operations_that_take_it() -> None:
+    schema = _app().openapi()
+    assert schema["components"]["securitySchemes"]["internalToken"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": HEADER,
+    }
+    paths = schema["paths"]
+    assert paths["/whoami"]["get"]["security"] == [{"internalToken": []}]
+    assert paths["/shared"]["get"]["security"] == [{"internalToken": []}]
+    assert "security" not in paths["/open"]["get"]
+
+
+def test_an_app_whose_routes_take_no_token_has_no_such_scheme() -> None:
+    app = FastAPI()
+    setup_internal_tokens(app, CommSettings(service_name="gateway"))
+
+    @app.get("/open")
+    async def open_to_all() -> dict[str, object]:
+        return {}
+
+    assert "internalToken" not in app.openapi().get("components", {}).get("securitySchemes", {})
 
 
 def test_claims_of_a_minted_token() -> None:

@@ -1,6 +1,6 @@
 """What a service's routes require of their caller, in one place: a signed-in user, a role.
 
-The caller's identity comes verified from its internal token (comm.tokens.CallerIdentity); these say what a route
+The caller's identity comes verified from its internal token (comm.tokens.from_identity); these say what a route
 needs of it, with the same answer in every service: 401 "this call needs a signed-in user" without a user.
 """
 
@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from comm.errors import Unauthorized
-from comm.tokens import CallerIdentity, Identity
+from comm.tokens import Identity, from_identity
 
 ADMIN = "admin"
 MODERATOR = "moderator"
@@ -29,19 +29,19 @@ def is_admin(identity: Identity) -> bool:
     return ADMIN in identity.roles
 
 
-async def signed_in(identity: CallerIdentity) -> Identity:
+def signed_in(identity: Identity) -> Identity:
     """The caller's identity, which names a user; 401 otherwise."""
     if identity.user_id is None:
         raise SignInRequired()
     return identity
 
 
-async def current_user_id(identity: CallerIdentity) -> uuid.UUID:
+def current_user_id(identity: Identity) -> uuid.UUID:
     """The signed-in user's id; 401 without one."""
-    if identity.user_id is None:
-        raise SignInRequired()
-    return identity.user_id
+    user_id = signed_in(identity).user_id
+    assert user_id is not None  # signed_in saw to it
+    return user_id
 
 
-SignedIn = Annotated[Identity, Depends(signed_in)]
-CurrentUserId = Annotated[uuid.UUID, Depends(current_user_id)]
+SignedIn = Annotated[Identity, Depends(from_identity(signed_in))]
+CurrentUserId = Annotated[uuid.UUID, Depends(from_identity(current_user_id))]

@@ -36,7 +36,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Route
 
 from comm.metrics import record_error
 
@@ -257,13 +257,12 @@ async def _http_exception(request: Request, exc: HTTPException) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route accepts at this path (Starlette names only the first route that matched)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match != Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return sorted(methods)
+    """Every method of the path (as the OpenAPI documents it) that this URL matched first: Starlette names only
+    the first route's. `/api/articles/feed` is GET only, though `/api/articles/{slug}` would take it too."""
+    scope = {**request.scope, "method": "GET"}
+    routes = [route for route in request.app.router.routes if isinstance(route, Route)]
+    path = next((route.path for route in routes if route.matches(scope)[0] != Match.NONE), None)
+    return sorted({method for route in routes if route.path == path for method in route.methods or ()})
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from comm.db import Schema, current_revision
+from comm.routing import add_routes
 
 ReadyCheck = Callable[[], Awaitable[object]]
 
@@ -29,7 +30,7 @@ def add_health_routes(app: FastAPI, *, checks: Mapping[str, ReadyCheck], timeout
         status = 200 if all(result == "ok" for result in results) else 503
         return JSONResponse({"status": "ok" if status == 200 else "unavailable", "checks": report}, status)
 
-    app.include_router(router)
+    add_routes(app, router, last=True)  # the service's own routes go ahead of them: probes are not the hot path
 
 
 async def _run(check: ReadyCheck, *, limit: float) -> str:

@@ -65,9 +65,8 @@ class MetricsMiddleware:
     against every route a second time to find the template (with FastAPI 0.165's included routers, a walk over
     every route's context), and built a Request, a Response and an Info per request: about 45 µs of the gateway's
     ~500 µs of in-process CPU per article read. The router has already matched the route and left it on the scope
-    (`scope["route"]`), so reading it there is all the lookup needed. Same metric names and labels as before,
-    provided a router carries its whole prefix itself: for an included router, the scope holds the router's own
-    route, without a prefix given to `include_router`.
+    (`scope["route"]`), so reading it there is all the lookup needed. Same metric names and labels as before: a
+    route's path holds its router's prefix (comm.routing).
     """
 
     def __init__(self, app: ASGIApp, *, service: str) -> None:

@@ -20,26 +20,29 @@ environment, could mint a token as the gateway for any user, with any role.
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Request
 
 from comm.errors import Forbidden, Unauthorized
 from comm.keys import PublicKeys, development_key, development_public_key
+from comm.openapi import document_security, requires
 from comm.settings import CommSettings
 
 log = logging.getLogger(__name__)
 
 HEADER = "X-Internal-Token"
+SCHEME = "internalToken"  # its name in the OpenAPI (comm.openapi)
 ALGORITHM = "EdDSA"
 GATEWAY = "gateway"  # the only caller a route takes unless it names others
 TOKEN_TYPE = "internal"
 LEEWAY_SECONDS = 5  # clock skew between hosts
 _CACHE_LIMIT = 10_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,9 +206,10 @@ class InternalTokens:
 
 
 def setup_internal_tokens(app: FastAPI, settings: CommSettings) -> InternalTokens:
-    """Let the app's routes verify internal tokens (the `CallerIdentity` dependency)."""
+    """Let the app's routes verify internal tokens (the `CallerIdentity` dependency), and say so in its OpenAPI."""
     tokens = InternalTokens.from_settings(settings)
     app.state.internal_tokens = tokens
+    document_security(app, {SCHEME: {"type": "apiKey", "in": "header", "name": HEADER}})
     return tokens
 
 
@@ -216,26 +220,39 @@ def _verifier(request: Request) -> InternalTokens:
     return tokens
 
 
-TokenHeader = Annotated[str | None, Header(alias=HEADER)]
-
-
-def identity_from(*callers: str) -> Callable[..., Coroutine[Any, Any, Identity]]:
+def identity_from(*callers: str) -> Callable[[Request], Coroutine[Any, Any, Identity]]:
     """A dependency: the verified identity of a call from one of `callers`; 401 without a valid internal token for
     this service, 403 for a valid one from another service."""
+    return from_identity(_as_is, callers=callers)
+
+
+def from_identity(
+    derive: Callable[[Identity], T], *, callers: Collection[str] = (GATEWAY,)
+) -> Callable[[Request], Coroutine[Any, Any, T]]:
+    """A dependency: `derive(identity)` of the verified identity of a call from one of `callers` (see
+    `identity_from`), in one step. `derive` may raise (comm.callers: 401 without a user).
+
+    One dependency, not one that depends on `CallerIdentity`: FastAPI solves each level of dependencies per
+    request (comm.openapi)."""
     allowed = frozenset(callers)
 
     # `async def` (it never awaits): FastAPI would run a plain `def` in a worker thread, a hop that costs more than
-    # verifying the token.
-    async def internal_identity(request: Request, token: TokenHeader = None) -> Identity:
+    # verifying the token. The header is read from the request, not declared as a parameter (comm.openapi).
+    async def internal_identity(request: Request) -> T:
+        token = request.headers.get(HEADER)
         if not token:
             raise MissingInternalToken
         identity = _verifier(request).verify(token)
         if identity.caller not in allowed:
             log.info("refused a call from %s (this route takes %s)", identity.caller, ", ".join(sorted(allowed)))
             raise CallerNotAllowed
-        return identity
+        return derive(identity)
 
-    return internal_identity
+    return requires([{SCHEME: []}])(internal_identity)
+
+
+def _as_is(identity: Identity) -> Identity:
+    return identity
 
 
 CallerIdentity = Annotated[Identity, Depends(identity_from(GATEWAY))]

@@ -12,6 +12,7 @@ from auth.signing import TokenSigner
 from comm.bootstrap import service_app, start_worker
 from comm.db import open_service_database
 from comm.events.relay import OutboxRelay
+from comm.routing import add_routes
 
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
@@ -31,6 +32,5 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     )
     app.state.passwords = Passwords(settings)
     app.state.signer = TokenSigner(settings)
-    app.include_router(router)
-    app.include_router(public)
+    add_routes(app, router, public)
     return app

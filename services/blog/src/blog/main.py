@@ -11,6 +11,7 @@ from blog.settings import BlogSettings
 from comm.bootstrap import service_app, start_worker
 from comm.db import open_service_database
 from comm.events.relay import OutboxRelay
+from comm.routing import add_routes
 
 
 def create_app(settings: BlogSettings | None = None) -> FastAPI:
@@ -32,5 +33,5 @@ def create_app(settings: BlogSettings | None = None) -> FastAPI:
     app = service_app(
         settings, max_body_bytes=settings.max_body_bytes, title="blog", version="0.1.0", lifespan=lifespan
     )
-    app.include_router(router)
+    add_routes(app, router)
     return app

@@ -31,18 +31,12 @@ from blog.schemas import (
 )
 from comm.callers import CurrentUserId, SignedIn, SignInRequired, is_admin
 from comm.db import ReadDatabase, ReadSession, Session
-from comm.tokens import GATEWAY, CallerIdentity, Identity, identity_from
+from comm.tokens import GATEWAY, CallerIdentity, Identity, from_identity
 
 router = APIRouter(tags=["posts"])
 
 
-async def _viewer(identity: CallerIdentity) -> uuid.UUID | None:
-    return identity.user_id
-
-
-async def _post_viewer(
-    identity: Annotated[Identity, Depends(identity_from(GATEWAY, "comment"))],
-) -> uuid.UUID | None:
+def _viewer(identity: Identity) -> uuid.UUID | None:
     return identity.user_id
 
 
@@ -57,8 +51,10 @@ async def _page(
     return Page(limit=limit, offset=offset)
 
 
-Viewer = Annotated[uuid.UUID | None, Depends(_viewer)]
-PostViewer = Annotated[uuid.UUID | None, Depends(_post_viewer)]  # comment asks too (comment/posts.py)
+Viewer = Annotated[uuid.UUID | None, Depends(from_identity(_viewer))]
+PostViewer = Annotated[
+    uuid.UUID | None, Depends(from_identity(_viewer, callers=(GATEWAY, "comment")))
+]  # comment/posts.py
 Paging = Annotated[Page, Depends(_page)]
 QueryText = Annotated[Text | None, Query(max_length=200)]
 

@@ -9,6 +9,7 @@ from comm.bootstrap import service_app, start_worker
 from comm.db import open_service_database
 from comm.events.relay import OutboxRelay
 from comm.http.clients import BlogServiceClient
+from comm.routing import add_routes
 from comment.consumers import authors, post_cleanup
 from comment.routes import router
 from comment.settings import CommentSettings
@@ -37,5 +38,5 @@ def create_app(settings: CommentSettings | None = None) -> FastAPI:
     app = service_app(
         settings, max_body_bytes=settings.max_body_bytes, title="comment", version="0.1.0", lifespan=lifespan
     )
-    app.include_router(router)
+    add_routes(app, router)
     return app

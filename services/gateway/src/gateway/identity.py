@@ -16,10 +16,10 @@ from typing import Annotated
 
 from cachetools import TTLCache
 from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader
 
 from comm.errors import Unauthorized
 from comm.http.clients import AuthServiceClient, User
+from comm.openapi import requires
 from comm.tokens import Identity
 
 ANONYMOUS = Identity()
@@ -92,20 +92,20 @@ class MissingAuthorization(Unauthorized):
     detail = "missing authorization credentials"
 
 
-authorization_header = APIKeyHeader(
-    name="Authorization",
-    scheme_name="Token",
-    auto_error=False,
-    description="`Token <jwt>`, the token from login or registration.",
-)
-# For routes where a token is optional: FastAPI appends this empty requirement to the `Token` one ("or none").
-OPTIONAL_AUTH: dict[str, object] = {"security": [{}]}
+# `Token <jwt>` in the OpenAPI, on the operations whose dependencies read it (comm.openapi; gateway.main documents it).
+TOKEN_SCHEME = "Token"
+TOKEN = {
+    "type": "apiKey",
+    "in": "header",
+    "name": "Authorization",
+    "description": "`Token <jwt>`, the token from login or registration.",
+}
 
 
-async def optional_viewer(
-    request: Request, authorization: Annotated[str | None, Depends(authorization_header)]
-) -> Viewer | None:
+@requires([{TOKEN_SCHEME: []}, {}])  # `{}`: or none
+async def optional_viewer(request: Request) -> Viewer | None:
     """The viewer, or None without a token; an invalid token is 401 even where a token is optional."""
+    authorization = request.headers.get("Authorization")
     if not authorization:
         return None
     scheme, _, token = authorization.strip().partition(" ")
@@ -116,7 +116,10 @@ async def optional_viewer(
     return Viewer(user=await validator.validate(token), token=token)
 
 
-async def required_viewer(viewer: Annotated[Viewer | None, Depends(optional_viewer)]) -> Viewer:
+@requires([{TOKEN_SCHEME: []}])
+async def required_viewer(request: Request) -> Viewer:
+    """One dependency, not one over `optional_viewer`: FastAPI solves each level per request (comm.openapi)."""
+    viewer = await optional_viewer(request)
     if viewer is None:
         raise MissingAuthorization
     return viewer

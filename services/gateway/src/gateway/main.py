@@ -10,9 +10,11 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from comm.bootstrap import service_app
 from comm.metrics import serve_metrics
+from comm.openapi import document_security
+from comm.routing import add_routes
 from gateway.deps import UpstreamClients
 from gateway.edge import EdgeApp
-from gateway.identity import TokenValidator
+from gateway.identity import TOKEN, TOKEN_SCHEME, TokenValidator
 from gateway.ratelimit import RateLimiter
 from gateway.routes import articles, comments, users
 from gateway.settings import GatewaySettings
@@ -73,8 +75,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     if settings.trusted_proxies:  # outermost, so the access log and the rate limits see the client behind them
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
-    # Each router carries its whole prefix (`/api/...`): the route on the scope, which the metrics label requests
-    # by, is the router's own, so a prefix given here would be missing from the label (comm.metrics).
-    for router in (users.router, users.profiles, articles.router, comments.router, comments.moderation):
-        app.include_router(router)
+    # Each router carries its whole prefix (`/api/...`), which its routes' paths hold (comm.routing).
+    add_routes(app, users.router, users.profiles, articles.router, comments.router, comments.moderation)
+    document_security(app, {TOKEN_SCHEME: TOKEN})
     return app

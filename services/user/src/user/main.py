@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from comm.bootstrap import service_app, start_worker
 from comm.db import open_service_database
 from comm.events.relay import OutboxRelay
+from comm.routing import add_routes
 from user.consumers import build_consumers
 from user.routes import router
 from user.settings import UserSettings
@@ -33,5 +34,5 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
     app = service_app(
         settings, max_body_bytes=settings.max_body_bytes, title="user", version="0.1.0", lifespan=lifespan
     )
-    app.include_router(router)
+    add_routes(app, router)
     return app

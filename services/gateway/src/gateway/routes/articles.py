@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from gateway import articles
 from gateway.deps import Upstreams
-from gateway.identity import ANONYMOUS, OPTIONAL_AUTH, CurrentViewer, OptionalViewer
+from gateway.identity import ANONYMOUS, CurrentViewer, OptionalViewer
 from gateway.schemas import (
     CATEGORY_SLUG,
     USERNAME,
@@ -40,7 +40,7 @@ async def feed(
     return await articles.feed(upstreams, viewer=viewer, limit=limit, offset=offset)
 
 
-@router.get("/articles", responses=errors(401), openapi_extra=OPTIONAL_AUTH)
+@router.get("/articles", responses=errors(401))
 async def list_articles(
     viewer: OptionalViewer,
     upstreams: Upstreams,
@@ -78,7 +78,7 @@ async def create_article(
     return SingleArticleResponse(article=await articles.create_article(upstreams, viewer=viewer, data=request.article))
 
 
-@router.get("/articles/{slug}", responses=errors(401, 404), openapi_extra=OPTIONAL_AUTH)
+@router.get("/articles/{slug}", responses=errors(401, 404))
 async def get_article(slug: Slug, viewer: OptionalViewer, upstreams: Upstreams) -> SingleArticleResponse:
     return SingleArticleResponse(article=await articles.get_article(upstreams, slug=slug, viewer=viewer))
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from gateway import comments
 from gateway.deps import ClientAddress, Limiter, Upstreams
-from gateway.identity import OPTIONAL_AUTH, CurrentViewer, OptionalViewer
+from gateway.identity import CurrentViewer, OptionalViewer
 from gateway.schemas import (
     ModeratedComment,
     ModerationQueueResponse,
@@ -24,7 +24,7 @@ Slug = Annotated[str, Path(max_length=200, pattern=r"^[^\x00]*$")]
 CommentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-@router.post("", responses=errors(401, 403, 404, 413, 429), openapi_extra=OPTIONAL_AUTH)
+@router.post("", responses=errors(401, 403, 404, 413, 429))
 async def add_comment(
     slug: Slug,
     request: NewCommentRequest,
@@ -40,7 +40,7 @@ async def add_comment(
     return SingleCommentResponse(comment=created)
 
 
-@router.get("", responses=errors(401, 404), openapi_extra=OPTIONAL_AUTH)
+@router.get("", responses=errors(401, 404))
 async def list_comments(slug: Slug, viewer: OptionalViewer, upstreams: Upstreams) -> MultipleCommentsResponse:
     """The article's visible comments, newest first."""
     return MultipleCommentsResponse(comments=await comments.list_comments(upstreams, slug=slug, viewer=viewer))

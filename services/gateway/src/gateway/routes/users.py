@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, status
 
 from gateway import accounts
 from gateway.deps import ClientAddress, Limiter, Upstreams, Validator
-from gateway.identity import OPTIONAL_AUTH, CurrentViewer, OptionalViewer
+from gateway.identity import CurrentViewer, OptionalViewer
 from gateway.schemas import (
     USERNAME,
     LoginUserRequest,
@@ -65,7 +65,7 @@ async def logout_all(viewer: CurrentViewer, upstreams: Upstreams, validator: Val
     validator.forget(viewer.token)
 
 
-@profiles.get("", responses=errors(401, 404), openapi_extra=OPTIONAL_AUTH)
+@profiles.get("", responses=errors(401, 404))
 async def get_profile(username: UsernamePath, viewer: OptionalViewer, upstreams: Upstreams) -> ProfileResponse:
     return ProfileResponse(profile=await accounts.get_profile(upstreams, username=username, viewer=viewer))
 
