@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST := $(UV) run --frozen pytest
 SERVICES := $(notdir $(wildcard services/*))
 
-.PHONY: help uv install test test-comm lint fmt typecheck run up down bench bench-http bench-events bench-memory migration asyncapi k8s-secrets soak
+.PHONY: help uv install test test-comm lint fmt typecheck run up down bench bench-http bench-events bench-memory bench-instructions migration asyncapi k8s-secrets soak
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ bench-http: install ## Benchmark the ServiceClient proxy against the backend dir
 
 bench-events: install ## Benchmark outbox-to-handler latency and throughput against raw aio-pika
 	$(UV) run --frozen python bench/events.py
+
+bench-instructions: install ## Instructions per request of blog's read by slug, in process, by callgrind (needs valgrind)
+	$(UV) run --frozen python bench/instructions.py
 
 k8s-secrets: install ## Write infra/k8s/base/secrets/ (git-ignored): random passwords and auth's key, for kustomize
 	$(UV) run --frozen python infra/k8s/make_secrets.py

@@ -12,6 +12,7 @@ from comm.http.clients import AuthServiceClient, TokenRejected
 from comm.tokens import HEADER
 from gateway.edge import EdgeMiddleware
 from gateway.identity import TokenValidator
+from gateway.main import create_app
 from gateway.settings import GatewaySettings
 
 USER = {"id": str(uuid.uuid4()), "username": "alice", "email": "alice@example.com", "roles": []}
@@ -115,3 +116,15 @@ async def test_edge_drops_identity_headers_and_marks_authenticated_answers_no_st
     assert forged.json() == {HEADER: None, "x-user-id": None, "authorization": None}
     assert "no-store" not in forged.headers.get("cache-control", "")
     assert signed_in.headers["cache-control"] == "no-store"
+
+
+def test_the_openapi_says_which_operations_take_the_token_and_which_need_it() -> None:
+    """The viewer dependencies read `Authorization` themselves; comm.openapi documents it as RealWorld's spec does."""
+    schema = create_app(GatewaySettings()).openapi()
+    paths = schema["paths"]
+    assert schema["components"]["securitySchemes"]["Token"]["name"] == "Authorization"
+    assert paths["/api/articles/{slug}"]["get"]["security"] == [{"Token": []}, {}]  # optional
+    assert paths["/api/user"]["get"]["security"] == [{"Token": []}]  # required
+    assert paths["/api/articles/feed"]["get"]["security"] == [{"Token": []}]
+    assert "security" not in paths["/api/users/login"]["post"]
+    assert "internalToken" not in schema["components"]["securitySchemes"]  # minted here, never taken

@@ -52,9 +52,8 @@ async def _page(
 
 
 Viewer = Annotated[uuid.UUID | None, Depends(from_identity(_viewer))]
-PostViewer = Annotated[
-    uuid.UUID | None, Depends(from_identity(_viewer, callers=(GATEWAY, "comment")))
-]  # comment/posts.py
+# Comment asks too, whether a post is there and public for the commenter (comment/posts.py).
+PostViewer = Annotated[uuid.UUID | None, Depends(from_identity(_viewer, callers=(GATEWAY, "comment")))]
 Paging = Annotated[Page, Depends(_page)]
 QueryText = Annotated[Text | None, Query(max_length=200)]
 
