@@ -1,12 +1,13 @@
-"""Benchmark (`make bench-instructions`): instructions per request of blog's read by slug, in process, by callgrind.
+"""Benchmark (`make bench-instructions`): instructions per request of blog's hot reads, in process, by callgrind.
 
 Seconds on a shared machine move by a third between runs; instructions counted by `valgrind --tool=callgrind` for
 the same code and inputs agree within about 0.5 %. So a change to the request path (routing, dependencies,
 layers) can be judged on one run of each side, before `make bench` measures what it is worth over sockets.
 
-The blog app runs in this process on a temporary database (its lifespan, its real PostgreSQL pool), called with
-raw ASGI messages as uvicorn would call it, with an internal token from the gateway: no sockets, no server, so the
-count is the app's own work plus asyncpg's. The parent starts itself again under valgrind with instrumentation
+The blog app runs in this process on a temporary database (its lifespan, its real PostgreSQL pool) holding 20
+published posts, called with raw ASGI messages as uvicorn would call it, with an internal token from the gateway: no
+sockets, no server, so the count is the app's own work plus asyncpg's. Two reads: a post by slug, and a page of 20
+(as `make bench` calls them). The parent starts itself again under valgrind with instrumentation
 off, switches it on (`callgrind_control`) for the measured requests only, and reads the total from the dump.
 
     uv run python bench/instructions.py            # about a minute; needs valgrind (Debian's package)
@@ -25,10 +26,13 @@ from pathlib import Path
 from typing import Any
 
 WARMUP = 50
+POSTS = 20
+READS = ("post by slug", "page of 20")  # the names `make bench` gives them
 
 
 async def call(app: Any, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:
     """One request, as uvicorn hands it to an ASGI app; the status and the body."""
+    path, _, query = path.partition("?")
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -37,7 +41,7 @@ async def call(app: Any, method: str, path: str, headers: dict[str, str], body: 
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
-        "query_string": b"",
+        "query_string": query.encode(),
         "root_path": "",
         "headers": [(name.lower().encode(), value.encode()) for name, value in headers.items()],
         "server": ("127.0.0.1", 3002),
@@ -61,8 +65,8 @@ async def call(app: Any, method: str, path: str, headers: dict[str, str], body: 
     return messages[0]["status"], b"".join(m.get("body", b"") for m in messages[1:])
 
 
-async def measured(requests: int) -> None:
-    """The child, under valgrind: a post, then the reads, with a line to the parent around the measured ones."""
+async def measured(read: str, requests: int) -> None:
+    """The child, under valgrind: the posts, then the reads, with a line to the parent around the measured ones."""
     from blog.main import create_app
     from blog.settings import BlogSettings
     from comm.db import migrate
@@ -82,11 +86,12 @@ async def measured(requests: int) -> None:
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):
-            post = {"title": "Counted", "description": "d", "body": "b", "tagList": ["a", "b"]}
-            status, created = await call(app, "POST", "/posts", headers, json.dumps(post).encode())
-            if status != 201:
-                raise SystemExit(f"creating the post: {status} {created[:200]!r}")
-            path = f"/posts/by-slug/{json.loads(created)['slug']}"
+            for number in range(POSTS):
+                post = {"title": f"Counted {number}", "description": "d", "body": "b", "tagList": ["a", "b"]}
+                status, created = await call(app, "POST", "/posts", headers, json.dumps(post).encode())
+                if status != 201:
+                    raise SystemExit(f"creating a post: {status} {created[:200]!r}")
+            path = f"/posts/by-slug/{json.loads(created)['slug']}" if read == READS[0] else f"/posts?limit={POSTS}"
             for _ in range(WARMUP):
                 await call(app, "GET", path, headers)
             print("ready", flush=True)
@@ -99,7 +104,7 @@ async def measured(requests: int) -> None:
                 raise SystemExit(f"the read answered {status}")
 
 
-def count(requests: int) -> int:
+def count(read: str, requests: int) -> int:
     """Run the child under callgrind, counting only the measured requests; instructions per request."""
     for tool in ("valgrind", "callgrind_control"):
         if shutil.which(tool) is None:
@@ -109,7 +114,7 @@ def count(requests: int) -> int:
         child = subprocess.Popen(
             [
                 *("valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}.%p"),
-                *(sys.executable, __file__, "--child", str(requests)),
+                *(sys.executable, __file__, "--child", read, "--requests", str(requests)),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -142,16 +147,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=300, help="measured requests per run")
     parser.add_argument("--runs", type=int, default=2, help="runs, each in a new process")
-    parser.add_argument("--child", type=int, metavar="N", help=argparse.SUPPRESS)
+    parser.add_argument("--only", nargs="+", choices=READS, default=READS, help="the reads to count")
+    parser.add_argument("--child", choices=READS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        asyncio.run(measured(args.child))
+        asyncio.run(measured(args.child, args.requests))
         return
     os.environ.setdefault("PYTHONHASHSEED", "0")  # the same dict layouts in every run
-    figures = [count(args.requests) for _ in range(args.runs)]
-    print(
-        "blog: post by slug, in process (callgrind), instructions per request: " + ", ".join(f"{f:,}" for f in figures)
-    )
+    for read in args.only:
+        figures = [count(read, args.requests) for _ in range(args.runs)]
+        counted = ", ".join(f"{figure:,}" for figure in figures)
+        print(f"blog: {read}, in process (callgrind), instructions per request: {counted}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Reading posts: who may see what, lists with their filters, the feed, lookups and tags.
 
-A page costs two queries whatever its size: the total count, and the page itself with each post's category and
-author (joined) and the viewer's `favorited` (a correlated EXISTS); `favoritesCount` is a column of the post. One
-post is one query. The author is the read model's copy of their public profile (comm.authors), null until it has
-arrived. These are the hot reads: column selects turned straight into the answer, no ORM entities loaded.
+Timestamps come formatted by PostgreSQL (comm.timestamps). A page costs two queries whatever its size: the total
+count, and the page itself with each post's category and author (joined) and the viewer's `favorited` (a correlated
+EXISTS); `favoritesCount` is a column of the post. One post is one query. The author is the read model's copy of
+their public profile (comm.authors), null until it has arrived. These are the hot reads: column selects turned
+straight into the answer, no ORM entities loaded.
 """
 
 import functools
@@ -36,6 +37,7 @@ from blog.models import AUTHORS, Category, Favorite, Post
 from blog.schemas import CategoryOut, PostBatch, PostList, PostOut, PostSummary, Tags
 from comm.authors import author_columns, author_of
 from comm.db import ReadPool, Statement
+from comm.timestamps import api_timestamp_column, format_api_timestamp
 
 TAGS_LIMIT = 1000
 
@@ -79,10 +81,10 @@ _SUMMARY_COLUMNS = (
     Post.description,
     Post.tag_list,
     Post.author_id,
-    Post.published_at,
+    api_timestamp_column(Post.published_at),
     Post.favorites_count,
-    Post.created_at,
-    Post.updated_at,
+    api_timestamp_column(Post.created_at),
+    api_timestamp_column(Post.updated_at),
 )
 
 
@@ -253,9 +255,9 @@ def _fields(post: Post, category: Category | None, favorited: bool) -> dict[str,
         "category": CategoryOut.model_validate(category) if category is not None else None,
         "author_id": post.author_id,
         "published": post.published_at is not None,
-        "published_at": post.published_at,
-        "created_at": post.created_at,
-        "updated_at": post.updated_at,
+        "published_at": None if post.published_at is None else format_api_timestamp(post.published_at),
+        "created_at": format_api_timestamp(post.created_at),
+        "updated_at": format_api_timestamp(post.updated_at),
         "favorited": favorited,
         "favorites_count": post.favorites_count,
     }

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from comm.authors import AuthorOut
-from comm.timestamps import ApiTimestamp
+from comm.timestamps import FormattedTimestamp
 
 MAX_TAGS = 20
 MAX_FEED_AUTHORS = 10_000
@@ -67,7 +67,8 @@ CategorySlug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]
 CategoryName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(clean_text)
 ]
-Timestamp = ApiTimestamp
+# Reads select them formatted (queries.py), writes format them (`queries.to_out`): the API's text either way.
+Timestamp = FormattedTimestamp
 
 
 class Strict(BaseModel):

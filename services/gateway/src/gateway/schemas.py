@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from comm.events.models import CommentStatus
-from comm.timestamps import ApiTimestamp
+from comm.timestamps import FormattedTimestamp
 
-Timestamp = ApiTimestamp
+Timestamp = FormattedTimestamp  # the services' text, passed on (gateway.upstreams)
 
 # The services' own rules, declared here so that the public OpenAPI tells clients (and schemathesis) what is valid.
 NoNul = StringConstraints(pattern=r"^[^\x00]*$")

@@ -1,18 +1,19 @@
 """The gateway's calls to the four services: comm's typed clients with the methods only it needs.
 
 Answers are parsed into small models that name only what the gateway uses (extra fields are ignored), so a service
-can add fields freely. Every call is made for an identity: the viewer's, or the anonymous one.
+can add fields freely. Timestamps stay the text the service wrote, already in the API's format (comm.timestamps).
+Every call is made for an identity: the viewer's, or the anonymous one.
 """
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from comm.events.models import CommentStatus
 from comm.http.clients import AuthServiceClient, BlogServiceClient, CommentServiceClient, UserServiceClient
+from comm.timestamps import FormattedTimestamp
 from comm.tokens import Identity
 
 
@@ -77,8 +78,8 @@ class PostView(_View):
     author_id: uuid.UUID
     author: AuthorView | None = None  # null while blog's read model has not caught up
     published: bool
-    created_at: datetime = Field(alias="createdAt")
-    updated_at: datetime = Field(alias="updatedAt")
+    created_at: FormattedTimestamp = Field(alias="createdAt")  # as the service wrote it, passed on as it is
+    updated_at: FormattedTimestamp = Field(alias="updatedAt")
     favorited: bool
     favorites_count: int = Field(alias="favoritesCount")
 
@@ -110,8 +111,8 @@ class CommentView(_View):
     body: str
     status: CommentStatus
     moderation_reason: str | None = None
-    created_at: datetime = Field(alias="createdAt")
-    updated_at: datetime = Field(alias="updatedAt")
+    created_at: FormattedTimestamp = Field(alias="createdAt")  # as the service wrote it, passed on as it is
+    updated_at: FormattedTimestamp = Field(alias="updatedAt")
 
 
 class Comments(_View):
