@@ -7,7 +7,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from comm.authors import AuthorOut
 from comm.events.models import CommentStatus
-from comm.timestamps import ApiTimestamp
+from comm.timestamps import FormattedTimestamp
 
 BODY_MAX_CHARS = 10_000
 NAME_MAX_CHARS = 64
@@ -71,8 +71,9 @@ class CommentOut(BaseModel):
     # In lists: the author's public profile from the read model (comm.authors), null for an anonymous comment
     # or until the profile has arrived; null in the answers of writes and single reads.
     author: AuthorOut | None = None
-    created_at: ApiTimestamp = Field(serialization_alias="createdAt")
-    updated_at: ApiTimestamp = Field(serialization_alias="updatedAt")
+    # The API's text: lists select it formatted by PostgreSQL, the rest format the stored comment's (service.py).
+    created_at: FormattedTimestamp = Field(serialization_alias="createdAt")
+    updated_at: FormattedTimestamp = Field(serialization_alias="updatedAt")
 
 
 class CommentPage(BaseModel):

@@ -20,6 +20,7 @@ from comm.db import ReadPool, Statement
 from comm.events.models import CommentCreated, CommentDeleted, CommentModerated, CommentStatus
 from comm.events.outbox import add_event
 from comm.http.clients import BlogServiceClient
+from comm.timestamps import api_timestamp_column, format_api_timestamp
 from comm.tokens import Identity
 from comment.errors import AuthorNameRequired, AuthorNameTaken, CommentNotFound, NotAuthorOrModerator, PostNotFound
 from comment.models import AUTHORS, Comment, DeletedPost, name_key
@@ -64,7 +65,7 @@ async def create_comment(
                 status=status,
             ),
         )
-    return CommentOut.model_validate(comment)
+    return _stored(comment)
 
 
 async def _a_registered_name(session: AsyncSession, name: str) -> bool:
@@ -91,7 +92,7 @@ async def get_comment(session: AsyncSession, *, comment_id: uuid.UUID, identity:
     comment = await session.get(Comment, comment_id)
     if comment is None or not _may_see(comment, identity):
         raise CommentNotFound()
-    return CommentOut.model_validate(comment)
+    return _stored(comment)
 
 
 async def delete_comment(session: AsyncSession, *, post_id: uuid.UUID, number: int, identity: Identity) -> None:
@@ -135,11 +136,30 @@ async def list_pending(session: AsyncSession, *, limit: int, offset: int) -> Com
 def _with_authors(which: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
     """The comments matching `which`, as columns, each with its author's public profile (LEFT JOIN: may be null)."""
     return (
-        select(*Comment.__table__.c, *author_columns(AUTHORS))
+        select(*_COLUMNS, *author_columns(AUTHORS))
         .select_from(Comment)
         .outerjoin(AUTHORS, AUTHORS.c.user_id == Comment.author_id)
         .where(which)
     )
+
+
+# A list's columns: those CommentOut shows, its timestamps formatted by PostgreSQL (comm.timestamps).
+_TIMESTAMPS = (Comment.created_at, Comment.updated_at)
+_COLUMNS = [
+    *(
+        column
+        for column in Comment.__table__.c
+        if column.key in CommentOut.model_fields and column.key not in {"created_at", "updated_at"}
+    ),
+    *map(api_timestamp_column, _TIMESTAMPS),
+]
+
+
+def _stored(comment: Comment) -> CommentOut:
+    """A comment as stored (the answer of a write or of a single read)."""
+    fields = {column.key: getattr(comment, column.key) for column in Comment.__table__.c}
+    fields.update((column.key, format_api_timestamp(getattr(comment, column.key))) for column in _TIMESTAMPS)
+    return CommentOut.model_validate(fields)
 
 
 def _out(row: Mapping[str, Any] | asyncpg.Record) -> CommentOut:
@@ -184,7 +204,7 @@ async def moderate(
                     timestamp=now,
                 ),
             )
-    return CommentOut.model_validate(comment)
+    return _stored(comment)
 
 
 def _next_event_time(comment: Comment) -> datetime:
