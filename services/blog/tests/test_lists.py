@@ -128,7 +128,8 @@ async def test_tags_are_the_published_ones_sorted(client: httpx.AsyncClient, new
 async def test_a_page_costs_the_same_queries_whatever_its_size(
     client: httpx.AsyncClient, new_author: Any, app: FastAPI
 ) -> None:
-    """favorited and favoritesCount come with the page: two queries for 1 post or 12, none per post."""
+    """favorited, favoritesCount and the total come with the page: one query for 1 post or 12, none per post; a
+    page past the last asks the total alone."""
     author, fan = new_author(), new_author()
     posts = [await author.post() for _ in range(12)]
     await asyncio.gather(*(client.put(f"/posts/{post['id']}/favorite", headers=fan.headers) for post in posts[::2]))
@@ -145,15 +146,18 @@ async def test_a_page_costs_the_same_queries_whatever_its_size(
 
             return recorded
 
-    async def queries_for(limit: int) -> int:
+    async def queries_for(limit: int, offset: int = 0) -> int:
         statements.clear()
-        response = await client.get("/posts", params={"author_id": str(author.id), "limit": limit}, headers=fan.headers)
-        assert len(response.json()["posts"]) == limit
+        params = {"author_id": str(author.id), "limit": limit, "offset": offset}
+        response = await client.get("/posts", params=params, headers=fan.headers)
+        assert len(response.json()["posts"]) == max(0, min(limit, 12 - offset))
+        assert response.json()["postsCount"] == 12
         return len(statements)
 
     app.state.read_pool = Recording()
     try:
-        assert await queries_for(1) == await queries_for(12) == 2
+        assert await queries_for(1) == await queries_for(12) == await queries_for(5, offset=10) == 1
+        assert await queries_for(5, offset=12) == 2
     finally:
         app.state.read_pool = pool
     page = (await client.get("/posts", params={"author_id": str(author.id)}, headers=fan.headers)).json()

@@ -1,8 +1,8 @@
 """Reading posts: who may see what, lists with their filters, the feed, lookups and tags.
 
-Timestamps come formatted by PostgreSQL (comm.timestamps). A page costs two queries whatever its size: the total
-count, and the page itself with each post's category and author (joined) and the viewer's `favorited` (a correlated
-EXISTS); `favoritesCount` is a column of the post. One post is one query. The author is the read model's copy of
+Timestamps come formatted by PostgreSQL (comm.timestamps). A page costs one query whatever its size: the posts with
+each one's category and author (joined), the viewer's `favorited` (a correlated EXISTS) and the total (a window
+count); `favoritesCount` is a column of the post. One post is one query. The author is the read model's copy of
 their public profile (comm.authors), null until it has arrived. These are the hot reads: column selects turned
 straight into the answer, no ORM entities loaded.
 """
@@ -140,9 +140,12 @@ async def list_posts(db: ReadPool, *, viewer: uuid.UUID | None, where: PostFilte
         "favorited_by": where.favorited_by,
         "category": where.category,
     }
-    total = await count.fetchval(db, **params)
     rows = await listing.fetch(db, **params, limit=page.limit, offset=page.offset)
-    return PostList(posts=[PostSummary(**_row_fields(row)) for row in rows], posts_count=total or 0)
+    if rows:
+        return PostList(posts=[PostSummary(**_row_fields(row)) for row in rows], posts_count=rows[0]["total"])
+    # Past the last page (or nothing matches): the total alone.
+    total = await count.fetchval(db, **params) if page.offset else 0
+    return PostList(posts=[], posts_count=total or 0)
 
 
 async def lookup_posts(db: ReadPool, *, viewer: uuid.UUID | None, ids: Sequence[uuid.UUID]) -> PostBatch:
@@ -186,7 +189,10 @@ def _shape(where: PostFilter, viewer: uuid.UUID | None) -> _Shape:
 
 @functools.cache
 def _list_statements(shape: _Shape) -> tuple[Statement, Statement]:
-    """The count and the page of a list of this shape, with bind parameters for every criterion."""
+    """The count and the page of a list of this shape, with bind parameters for every criterion.
+
+    The total rides on the page's rows (a window count over the same snapshot), so a page costs one query; the
+    count alone answers a page past the last."""
     conditions = [_drafts(shape.drafts)]
     if shape.tag:
         conditions.append(Post.tag_list.contains(bindparam("tags", type_=ARRAY(String))))
@@ -204,6 +210,7 @@ def _list_statements(shape: _Shape) -> tuple[Statement, Statement]:
     count = select(func.count()).select_from(Post).where(*conditions)
     listing = (
         _select_posts(body=False)
+        .add_columns(func.count().over().label("total"))
         .where(*conditions)
         .order_by(Post.created_at.desc(), Post.id.desc())
         .limit(bindparam("limit", type_=Integer))
