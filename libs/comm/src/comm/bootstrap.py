@@ -21,6 +21,7 @@ from comm.deadlines import DeadlineMiddleware
 from comm.errors import install_error_handlers
 from comm.health import ReadyCheck, Worker, add_health_routes, database_check, workers_check
 from comm.metrics import setup_metrics
+from comm.openapi import document_queries
 from comm.settings import CommSettings
 from comm.telemetry import telemetry_config, tracer_provider
 from comm.tokens import setup_internal_tokens
@@ -59,6 +60,7 @@ def service_app(
         }
     install_error_handlers(app)
     setup_internal_tokens(app, settings)
+    document_queries(app)
     setup_metrics(app, settings.service_name, expose=expose_metrics)
     add_health_routes(app, checks=ready_checks)
     return app

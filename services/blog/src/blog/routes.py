@@ -9,6 +9,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
+from pydantic import BaseModel, Field
 
 from blog import categories, queries, service
 from blog.errors import AdminOnly, PostNotFound
@@ -31,9 +32,12 @@ from blog.schemas import (
 )
 from comm.callers import CurrentUserId, SignedIn, SignInRequired, is_admin
 from comm.db import ReadDatabase, ReadSession, Session
+from comm.querystring import query_model
 from comm.tokens import GATEWAY, CallerIdentity, Identity, from_identity
 
 router = APIRouter(tags=["posts"])
+MAX_LIMIT = 100
+MAX_OFFSET = 2**62
 
 
 def _viewer(identity: Identity) -> uuid.UUID | None:
@@ -46,7 +50,7 @@ async def _admin(identity: SignedIn) -> None:
 
 
 async def _page(
-    limit: Annotated[int, Query(ge=1, le=100)] = 20, offset: Annotated[int, Query(ge=0, le=2**62)] = 0
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20, offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0
 ) -> Page:
     return Page(limit=limit, offset=offset)
 
@@ -55,7 +59,6 @@ Viewer = Annotated[uuid.UUID | None, Depends(from_identity(_viewer))]
 # Comment asks too, whether a post is there and public for the commenter (comment/posts.py).
 PostViewer = Annotated[uuid.UUID | None, Depends(from_identity(_viewer, callers=(GATEWAY, "comment")))]
 Paging = Annotated[Page, Depends(_page)]
-QueryText = Annotated[Text | None, Query(max_length=200)]
 
 
 @router.post("/posts", status_code=status.HTTP_201_CREATED)
@@ -63,22 +66,33 @@ async def create_post(data: PostIn, session: Session, user_id: CurrentUserId) ->
     return await service.create_post(session, author_id=user_id, data=data)
 
 
+class ListQuery(BaseModel):
+    """`GET /posts`'s query string: the filters, which drafts, the page (one model: comm.querystring)."""
+
+    tag: Text | None = Field(None, max_length=200)
+    author_id: uuid.UUID | None = None
+    favorited_by: uuid.UUID | None = None
+    category: Text | None = Field(None, max_length=200)
+    drafts: Drafts = Drafts.NONE
+    limit: int = Field(20, ge=1, le=MAX_LIMIT)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+
+
 @router.get("/posts")
 async def list_posts(
-    db: ReadDatabase,
-    viewer: Viewer,
-    page: Paging,
-    tag: QueryText = None,
-    author_id: uuid.UUID | None = None,
-    favorited_by: uuid.UUID | None = None,
-    category: QueryText = None,
-    drafts: Drafts = Drafts.NONE,
+    db: ReadDatabase, viewer: Viewer, query: Annotated[ListQuery, Depends(query_model(ListQuery))]
 ) -> PostList:
     """Posts matching every filter given, newest first; `drafts=mine|only` adds the viewer's drafts."""
-    if drafts is not Drafts.NONE and viewer is None:
+    if query.drafts is not Drafts.NONE and viewer is None:
         raise SignInRequired()
-    where = PostFilter(tag=tag, author_id=author_id, favorited_by=favorited_by, category=category, drafts=drafts)
-    return await queries.list_posts(db, viewer=viewer, where=where, page=page)
+    where = PostFilter(
+        tag=query.tag,
+        author_id=query.author_id,
+        favorited_by=query.favorited_by,
+        category=query.category,
+        drafts=query.drafts,
+    )
+    return await queries.list_posts(db, viewer=viewer, where=where, page=Page(limit=query.limit, offset=query.offset))
 
 
 @router.post("/posts/feed")

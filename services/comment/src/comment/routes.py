@@ -3,12 +3,14 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Depends, Path, status
+from pydantic import BaseModel, Field
 
 from comm.appstate import app_state
 from comm.callers import SignedIn, is_moderator
 from comm.db import ReadDatabase, ReadSession, Session
 from comm.http.clients import BlogServiceClient
+from comm.querystring import query_model
 from comm.tokens import CallerIdentity
 from comment import service
 from comment.errors import NotModerator
@@ -29,8 +31,16 @@ async def _moderator(identity: SignedIn) -> uuid.UUID:
 
 Blog = Annotated[BlogServiceClient, Depends(app_state("blog", BlogServiceClient))]
 ModeratorId = Annotated[uuid.UUID, Depends(_moderator)]
-Limit = Annotated[int, Query(ge=1, le=100)]
-Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+
+
+class PageQuery(BaseModel):
+    """A list's query string: which page (one model: comm.querystring)."""
+
+    limit: int = Field(20, ge=1, le=100)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+
+
+Paging = Annotated[PageQuery, Depends(query_model(PageQuery))]
 Number = Annotated[int, Path(ge=1, le=MAX_NUMBER)]
 
 
@@ -43,11 +53,9 @@ async def create_comment(
 
 
 @router.get("/posts/{post_id}/comments")
-async def list_comments(
-    post_id: uuid.UUID, db: ReadDatabase, _: CallerIdentity, limit: Limit = 20, offset: Offset = 0
-) -> CommentPage:
+async def list_comments(post_id: uuid.UUID, db: ReadDatabase, _: CallerIdentity, page: Paging) -> CommentPage:
     """A post's approved comments, newest first, with their total."""
-    return await service.list_comments(db, post_id=post_id, limit=limit, offset=offset)
+    return await service.list_comments(db, post_id=post_id, limit=page.limit, offset=page.offset)
 
 
 @router.delete("/posts/{post_id}/comments/{number}", status_code=status.HTTP_204_NO_CONTENT)
@@ -63,9 +71,9 @@ async def get_comment(comment_id: uuid.UUID, session: ReadSession, identity: Cal
 
 
 @router.get("/moderation/comments")
-async def list_pending(session: ReadSession, _: ModeratorId, limit: Limit = 20, offset: Offset = 0) -> CommentPage:
+async def list_pending(session: ReadSession, _: ModeratorId, page: Paging) -> CommentPage:
     """Pending comments of every post, oldest first (moderators only)."""
-    return await service.list_pending(session, limit=limit, offset=offset)
+    return await service.list_pending(session, limit=page.limit, offset=page.offset)
 
 
 @router.post("/moderation/comments/{number}/approve")
