@@ -114,6 +114,8 @@ def _query_parameters(model: type[BaseModel]) -> tuple[list[dict[str, Any]], dic
     required = set(schema.get("required", ()))
     parameters = []
     for name, field in schema["properties"].items():
+        if field.get("default", ...) is None:
+            del field["default"]  # as FastAPI leaves it out
         parameter = {"name": name, "in": "query", "required": name in required, "schema": field}
         if "description" in field:
             parameter["description"] = field["description"]

@@ -2,8 +2,10 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Response, status
+from pydantic import BaseModel, Field
 
+from comm.querystring import query_model
 from gateway import articles
 from gateway.deps import Upstreams
 from gateway.identity import ANONYMOUS, CurrentViewer, OptionalViewer
@@ -24,49 +26,59 @@ from gateway.schemas import (
 router = APIRouter(prefix="/api", tags=["Articles"])
 MAX_PAGE = 100
 
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="How many articles (1 to 100).")]
-Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="How many articles to skip.")]
-TagFilter = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
-UserFilter = Annotated[str | None, Query(pattern=USERNAME)]
+
+Limit = Annotated[int, Field(ge=1, le=MAX_PAGE, description="How many articles (1 to 100).")]
+Offset = Annotated[int, Field(ge=0, le=2**31 - 1, description="How many articles to skip.")]
+
+
+class PageQuery(BaseModel):
+    """The feed's query string (one model: comm.querystring)."""
+
+    limit: Limit = 20
+    offset: Offset = 0
+
+
+class ListQuery(BaseModel):
+    """`GET /api/articles`'s query string: RealWorld's filters and ours, then the page."""
+
+    tag: str | None = Field(None, max_length=200, pattern=r"^[^\x00]*$")
+    author: str | None = Field(None, pattern=USERNAME)
+    favorited: str | None = Field(None, pattern=USERNAME)
+    category: str | None = Field(None, max_length=64, pattern=CATEGORY_SLUG, description="Extension: a category slug.")
+    drafts: Literal["mine", "only"] | None = Field(
+        None, description="Extension: include (`mine`) or list (`only`) your drafts."
+    )
+    limit: Limit = 20
+    offset: Offset = 0
+
+
 Slug = Annotated[str, Path(max_length=200, pattern=r"^[^\x00]*$")]
 
 
 # Declared before `/articles/{slug}`, which would otherwise take "feed" for a slug.
 @router.get("/articles/feed", responses=errors(401))
 async def feed(
-    viewer: CurrentViewer, upstreams: Upstreams, limit: Limit = 20, offset: Offset = 0
+    viewer: CurrentViewer, upstreams: Upstreams, page: Annotated[PageQuery, Depends(query_model(PageQuery))]
 ) -> MultipleArticlesResponse:
     """Most recent articles by users the viewer follows."""
-    return await articles.feed(upstreams, viewer=viewer, limit=limit, offset=offset)
+    return await articles.feed(upstreams, viewer=viewer, limit=page.limit, offset=page.offset)
 
 
 @router.get("/articles", responses=errors(401))
 async def list_articles(
-    viewer: OptionalViewer,
-    upstreams: Upstreams,
-    tag: TagFilter = None,
-    author: UserFilter = None,
-    favorited: UserFilter = None,
-    category: Annotated[
-        str | None, Query(max_length=64, pattern=CATEGORY_SLUG, description="Extension: a category slug.")
-    ] = None,
-    drafts: Annotated[
-        Literal["mine", "only"] | None, Query(description="Extension: include (`mine`) or list (`only`) your drafts.")
-    ] = None,
-    limit: Limit = 20,
-    offset: Offset = 0,
+    viewer: OptionalViewer, upstreams: Upstreams, query: Annotated[ListQuery, Depends(query_model(ListQuery))]
 ) -> MultipleArticlesResponse:
     """Most recent articles globally, filtered by tag, author, favorited (usernames) or category."""
     return await articles.list_articles(
         upstreams,
         viewer=viewer,
-        tag=tag,
-        author=author,
-        favorited=favorited,
-        category=category,
-        drafts=drafts,
-        limit=limit,
-        offset=offset,
+        tag=query.tag,
+        author=query.author,
+        favorited=query.favorited,
+        category=query.category,
+        drafts=query.drafts,
+        limit=query.limit,
+        offset=query.offset,
     )
 
 
