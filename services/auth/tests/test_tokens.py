@@ -10,11 +10,12 @@ from typing import Any
 
 import httpx
 import jwt
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from auth.settings import AuthSettings
-from auth.signing import load_signing_key
+from auth.signing import InvalidToken, TokenSigner, load_signing_key
 
 Register = Callable[[], Awaitable[dict[str, Any]]]
 Headers = Callable[..., dict[str, str]]
@@ -90,3 +91,27 @@ async def test_login_refusals_take_comparable_time(client: httpx.AsyncClient, re
     assert len(bodies) == 1
     unknown, wrong = (sorted(values)[10] for values in timings.values())
     assert abs(unknown - wrong) <= 0.25 * max(unknown, wrong), (unknown, wrong)
+
+
+def test_a_verified_token_is_checked_once_and_refused_once_it_expires(
+    settings: AuthSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signer keeps verified claims until the token's own `exp`, not a moment longer."""
+    signer = TokenSigner(settings.model_copy(update={"token_ttl_seconds": 1}))
+    decoded: list[str] = []
+    decode = jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    user_id = uuid.uuid4()
+    token = signer.mint(user_id=user_id, version=3)
+    assert signer.verify(token) == signer.verify(token)
+    assert signer.verify(token).user_id == user_id
+    assert len(decoded) == 1
+    time.sleep(max(0.0, signer.verify(token).expires_at - time.time()) + 0.05)
+    with pytest.raises(InvalidToken):
+        signer.verify(token)
+    assert len(decoded) == 2  # checked again, and refused by PyJWT
