@@ -7,32 +7,32 @@ from fastapi import APIRouter, Depends, Path
 
 from comm.callers import CurrentUserId
 from comm.db import ReadDatabase, Session
+from comm.querystring import query_model
 from comm.tokens import CallerIdentity
 from user import relations, service
 from user.schemas import (
     USERNAME_PATTERN,
     EnsureIn,
     FollowingOut,
-    Lookup,
+    LookupQuery,
     ProfileOut,
     ProfilesOut,
     ProfileUpdateIn,
     RelationsIn,
     RelationsOut,
-    lookup_query,
 )
 
 router = APIRouter(prefix="/profiles", tags=["profiles"])
 
 
 UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
-LookupQuery = Annotated[Lookup, Depends(lookup_query)]
+Lookups = Annotated[LookupQuery, Depends(query_model(LookupQuery))]
 
 
 @router.get("")
-async def lookup(lookup: LookupQuery, db: ReadDatabase, identity: CallerIdentity) -> ProfilesOut:
+async def lookup(query: Lookups, db: ReadDatabase, identity: CallerIdentity) -> ProfilesOut:
     """Batch: `?ids=<uuid>,<uuid>&usernames=a,b` (at most 100 together); unknown ones are left out."""
-    profiles = await service.lookup_profiles(db, lookup=lookup, viewer_id=identity.user_id)
+    profiles = await service.lookup_profiles(db, lookup=query.lookup(), viewer_id=identity.user_id)
     return ProfilesOut(profiles=profiles)
 
 

@@ -5,7 +5,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Query
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -112,18 +111,21 @@ class Lookup:
     usernames: list[str]
 
 
-async def lookup_query(
-    ids: Annotated[list[str] | None, Query(description="user ids, comma-separated and/or repeated")] = None,
-    usernames: Annotated[list[str] | None, Query(description="usernames, comma-separated and/or repeated")] = None,
-) -> Lookup:
-    """Parse `?ids=a,b&usernames=c` (repeated parameters work too); 422 for a bad id or more than 100 names."""
-    raw_ids, names = _split(ids), _split(usernames)
-    if len(raw_ids) + len(names) > MAX_LOOKUPS:
-        raise TooManyLookups(MAX_LOOKUPS)
-    for name in names:
-        if not re.fullmatch(USERNAME_PATTERN, name):
-            raise InvalidLookup("usernames", name, "is not a valid username")
-    return Lookup(ids=[_uuid(value) for value in raw_ids], usernames=names)
+class LookupQuery(BaseModel):
+    """`?ids=a,b&usernames=c` (repeated parameters work too), read in one step (comm.querystring)."""
+
+    ids: list[str] | None = Field(None, description="user ids, comma-separated and/or repeated")
+    usernames: list[str] | None = Field(None, description="usernames, comma-separated and/or repeated")
+
+    def lookup(self) -> Lookup:
+        """The ids and usernames asked for; 422 for a bad id or more than 100 names."""
+        raw_ids, names = _split(self.ids), _split(self.usernames)
+        if len(raw_ids) + len(names) > MAX_LOOKUPS:
+            raise TooManyLookups(MAX_LOOKUPS)
+        for name in names:
+            if not re.fullmatch(USERNAME_PATTERN, name):
+                raise InvalidLookup("usernames", name, "is not a valid username")
+        return Lookup(ids=[_uuid(value) for value in raw_ids], usernames=names)
 
 
 def _split(values: list[str] | None) -> list[str]:
