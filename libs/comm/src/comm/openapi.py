@@ -10,6 +10,7 @@ Likewise a query string read into one model in one step (comm.querystring, marke
 `document_queries` lists the model's fields as the operation's query parameters.
 """
 
+import copy
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -32,77 +33,72 @@ _VALIDATION_ERROR = {
 
 def requires(requirement: Requirement) -> Callable[[F], F]:
     """Mark a dependency as needing `requirement` (`[{"Token": []}]`; `[{"Token": []}, {}]` for an optional one)."""
+    return _mark(_REQUIREMENT, requirement)
 
-    def mark(dependency: F) -> F:
-        setattr(dependency, _REQUIREMENT, requirement)
-        return dependency
 
-    return mark
+def reads_query(model: type[BaseModel]) -> Callable[[F], F]:
+    """Mark a dependency as reading the query string into `model` itself (comm.querystring)."""
+    return _mark(_QUERY, model)
 
 
 def document_security(app: FastAPI, schemes: Mapping[str, Mapping[str, Any]]) -> None:
     """Add `schemes` (name: OpenAPI security scheme) and the requirements marked by `requires` to the app's
     OpenAPI; a scheme no operation requires is left out."""
-    build = app.openapi
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()
-        paths = schema.get("paths", {})
-        used: set[str] = set()
-        for route in app.routes:
-            if not isinstance(route, APIRoute) or route.path_format not in paths:
-                continue
-            # the outermost marked dependency's (a required viewer over the optional one it builds on)
-            requirement: Requirement | None = next(iter(_marked(route.dependant, _REQUIREMENT)), None)
-            if requirement is None:
-                continue
-            for method in route.methods or ():
-                paths[route.path_format][method.lower()]["security"] = requirement
-            used.update(name for alternative in requirement for name in alternative)
+    def amend(schema: dict[str, Any], route: APIRoute) -> None:
+        # the outermost marked dependency's (a required viewer over the optional one it builds on)
+        requirement: Requirement | None = next(iter(_marked(route.dependant, _REQUIREMENT)), None)
+        if requirement is None:
+            return
+        for method in route.methods or ():
+            schema["paths"][route.path_format][method.lower()]["security"] = requirement
         documented = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        used = {name for alternative in requirement for name in alternative}
         documented.update({name: dict(scheme) for name, scheme in schemes.items() if name in used})
-        return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
-def reads_query(model: type[BaseModel]) -> Callable[[F], F]:
-    """Mark a dependency as reading the query string into `model` itself (comm.querystring)."""
-
-    def mark(dependency: F) -> F:
-        setattr(dependency, _QUERY, model)
-        return dependency
-
-    return mark
+    _amend_openapi(app, amend)
 
 
 def document_queries(app: FastAPI) -> None:
     """Document the fields of each model marked by `reads_query` as its operations' query parameters, as FastAPI
     documents parameters it reads itself (the models they name under `components.schemas`)."""
+
+    def amend(schema: dict[str, Any], route: APIRoute) -> None:
+        for model in _marked(route.dependant, _QUERY):
+            parameters, definitions = _query_parameters(model)
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(definitions)
+            for method in route.methods or ():
+                operation = schema["paths"][route.path_format][method.lower()]
+                operation.setdefault("parameters", []).extend(parameters)
+                # A bad value is a 422, documented as FastAPI documents it for parameters it reads itself.
+                if not {"422", "4XX", "default"} & operation.setdefault("responses", {}).keys():
+                    operation["responses"]["422"] = copy.deepcopy(_VALIDATION_ERROR)
+                    schemas.setdefault("ValidationError", validation_error_definition)
+                    schemas.setdefault("HTTPValidationError", validation_error_response_definition)
+
+    _amend_openapi(app, amend)
+
+
+def _mark(name: str, value: Any) -> Callable[[F], F]:
+    def mark(dependency: F) -> F:
+        setattr(dependency, name, value)
+        return dependency
+
+    return mark
+
+
+def _amend_openapi(app: FastAPI, amend: Callable[[dict[str, Any], APIRoute], None]) -> None:
+    """Have the app's OpenAPI, once built, amended by `amend` for each of its documented routes."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
-        paths = schema.get("paths", {})
         for route in app.routes:
-            if not isinstance(route, APIRoute) or route.path_format not in paths:
-                continue
-            for model in _marked(route.dependant, _QUERY):
-                parameters, definitions = _query_parameters(model)
-                schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-                schemas.update(definitions)
-                for method in route.methods or ():
-                    operation = paths[route.path_format][method.lower()]
-                    operation.setdefault("parameters", []).extend(parameters)
-                    # A bad value is a 422, documented as FastAPI documents it for parameters it reads itself.
-                    if not {"422", "4XX", "default"} & operation.setdefault("responses", {}).keys():
-                        operation["responses"]["422"] = _VALIDATION_ERROR
-                        schemas.setdefault("ValidationError", validation_error_definition)
-                        schemas.setdefault("HTTPValidationError", validation_error_response_definition)
+            if isinstance(route, APIRoute) and route.path_format in schema.get("paths", {}):
+                amend(schema, route)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -110,7 +106,7 @@ def document_queries(app: FastAPI) -> None:
 
 def _query_parameters(model: type[BaseModel]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """OpenAPI parameter objects for the model's fields, and the schemas they refer to."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema = model.model_json_schema(ref_template=REF_PREFIX + "{model}")
     required = set(schema.get("required", ()))
     parameters = []
     for name, field in schema["properties"].items():

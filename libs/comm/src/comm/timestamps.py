@@ -1,22 +1,21 @@
 """Timestamps in API bodies: RFC 3339 in UTC, always with milliseconds and `Z` (`2026-11-29T12:00:00.123Z`).
 
 RealWorld clients require the fraction and the zone; pydantic's default drops the fraction when it is zero, and
-writes microseconds otherwise. The format is made in one of two places, both here: by `format_api_timestamp`, for
-answers built from Python datetimes (`ApiTimestamp`), and by PostgreSQL, for hot reads that select their
-timestamps already formatted (`api_timestamp_column`, as `FormattedTimestamp`). Python's formatting is a call
-back from pydantic's serializer per timestamp, about 1.4 µs each: the 60 of a page of 20 posts were a sixth of
-blog's instructions for that page (bench/instructions.py), where `to_char` costs the database about as much as
-decoding a timestamp costs asyncpg. Services send the text on; the gateway passes it through as it came
-(`FormattedTimestamp`), neither parsing nor formatting it again.
+writes microseconds otherwise. Answers carry timestamps as text already in this format (`FormattedTimestamp`),
+made in one of two places, both here: by PostgreSQL for hot reads, which select them formatted
+(`api_timestamp_column`), and by `format_api_timestamp` for answers built from a stored row in Python (writes,
+single reads). A pydantic serializer calling `format_api_timestamp` back per timestamp, as answers once did, cost
+about 1.4 µs each: the 60 of a page of 20 posts were a sixth of blog's instructions for that page
+(bench/instructions.py), where `to_char` costs the database about as much as decoding a timestamp costs asyncpg.
+Services send the text on; the gateway passes it through as it came, neither parsing nor formatting it again.
 Event bodies have their own format, chrono's (`format_event_timestamp` in comm.events.timestamps: no fraction when
 whole, else 3 or 6 digits), kept because a Rust producer or consumer writes and expects exactly that; hence two
 functions, each named for its wire.
 """
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import PlainSerializer
 from sqlalchemy import ColumnClause, Label, func, literal_column
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -32,7 +31,6 @@ def format_api_timestamp(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
-ApiTimestamp = Annotated[datetime, PlainSerializer(format_api_timestamp, return_type=str, when_used="json")]
 # A timestamp already in the API's format (`api_timestamp_column`, or another service's answer): text, sent as is.
 FormattedTimestamp = str
 

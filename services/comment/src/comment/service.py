@@ -145,12 +145,9 @@ def _with_authors(which: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
 
 # A list's columns: those CommentOut shows, its timestamps formatted by PostgreSQL (comm.timestamps).
 _TIMESTAMPS = (Comment.created_at, Comment.updated_at)
+_SHOWN = CommentOut.model_fields.keys() - {column.key for column in _TIMESTAMPS}
 _COLUMNS = [
-    *(
-        column
-        for column in Comment.__table__.c
-        if column.key in CommentOut.model_fields and column.key not in {"created_at", "updated_at"}
-    ),
+    *(column for column in Comment.__table__.c if column.key in _SHOWN),
     *map(api_timestamp_column, _TIMESTAMPS),
 ]
 
