@@ -1,9 +1,11 @@
 """Flows across services through the public API: moderation, cascades, counts, and the edges of the gateway."""
 
 import asyncio
+import os
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import Stack
 
 from comm.events.testing import wait_until
-from comm.testing import tokens_of
+from comm.testing import LocalApps, free_port, tokens_of
 from comm.tokens import HEADER, Identity, InternalTokens
 
 
@@ -239,14 +241,15 @@ async def test_a_page_of_twenty_articles_costs_a_constant_number_of_calls(stack:
     assert len((await api.get(page)).json()["articles"]) == 20
     # Anonymous: the authors come with the posts, nothing to ask the user service.
     assert await _calls(stack, api, page) == {("blog", "GET", "/posts"): 1.0}
-    # Signed in: one batch call for whom the reader follows among them.
+    # Signed in: whom the reader follows, asked once, then kept by the gateway (gateway.follows).
     assert await _calls(stack, api, page, headers=reader["auth"]) == {
         ("blog", "GET", "/posts"): 1.0,
-        ("user", "POST", "/profiles/relations"): 1.0,
+        ("user", "GET", "/profiles/me/following"): 1.0,
     }
+    assert await _calls(stack, api, page, headers=reader["auth"]) == {("blog", "GET", "/posts"): 1.0}
 
 
-async def test_the_feed_costs_two_calls_and_shows_its_authors_followed(stack: Stack, api: httpx.AsyncClient) -> None:
+async def test_the_feed_costs_one_call_and_shows_its_authors_followed(stack: Stack, api: httpx.AsyncClient) -> None:
     tag = f"feed{uuid.uuid4().hex[:8]}"
     reader, writers = await signup(api, "reader"), [await signup(api, "writer") for _ in range(2)]
     for writer in writers:
@@ -255,15 +258,79 @@ async def test_the_feed_costs_two_calls_and_shows_its_authors_followed(stack: St
         body = {"article": {"title": "Fed", "description": "d", "body": "b", "tagList": [tag]}}
         assert (await api.post("/articles", json=body, headers=writer["auth"])).status_code == 201
     await wait_until(lambda: _embedded(stack, tag, 2), within=10)
-    # Whom the reader follows, then their posts: the list already says `following`, no relations call.
+    # Whom the reader follows (asked again since they followed), then their posts: the set says `following` too.
     assert await _calls(stack, api, "/articles/feed", headers=reader["auth"]) == {
         ("user", "GET", "/profiles/me/following"): 1.0,
         ("blog", "POST", "/posts/feed"): 1.0,
     }
+    assert await _calls(stack, api, "/articles/feed", headers=reader["auth"]) == {("blog", "POST", "/posts/feed"): 1.0}
     feed = (await api.get("/articles/feed", headers=reader["auth"])).json()["articles"]
     assert {(a["author"]["username"], a["author"]["following"]) for a in feed} == {
         (writer["username"], True) for writer in writers
     }
+
+
+async def _following_shown(api: httpx.AsyncClient, reader: dict[str, Any], slug: str, tag: str) -> set[bool]:
+    """`following` of the article's author, as the reader sees it on the article, the tag's list and its comments."""
+    one = (await api.get(f"/articles/{slug}", headers=reader["auth"])).json()["article"]["author"]
+    listed = (await api.get(f"/articles?tag={tag}", headers=reader["auth"])).json()["articles"]
+    comments = (await api.get(f"/articles/{slug}/comments", headers=reader["auth"])).json()["comments"]
+    authors = [one, *(article["author"] for article in listed), *(comment["author"] for comment in comments)]
+    return {author["following"] for author in authors}
+
+
+async def _followed_article(api: httpx.AsyncClient) -> tuple[dict[str, Any], str, str]:
+    """An author with one article (a tag of its own) and a comment of theirs on it: the author, the slug, the tag."""
+    author, tag = await signup(api, "followed"), f"follow{uuid.uuid4().hex[:8]}"
+    body = {"article": {"title": "Followed", "description": "d", "body": "b", "tagList": [tag]}}
+    created = await api.post("/articles", json=body, headers=author["auth"])
+    assert created.status_code == 201, created.text
+    slug = created.json()["article"]["slug"]
+    commented = await api.post(f"/articles/{slug}/comments", json={"comment": {"body": "c"}}, headers=author["auth"])
+    assert commented.status_code == 200, commented.text
+    return author, slug, tag
+
+
+async def test_a_follow_shows_at_once_in_the_followers_next_reads(api: httpx.AsyncClient) -> None:
+    """The gateway keeps whom each reader follows (gateway.follows) and drops it on their follow or unfollow."""
+    (author, slug, tag), reader = await _followed_article(api), await signup(api, "reader")
+    assert await _following_shown(api, reader, slug, tag) == {False}  # kept from here on
+    for follow, shown in ((True, True), (False, False), (True, True)):
+        path = f"/profiles/{author['username']}/follow"
+        answer = await (api.post(path, headers=reader["auth"]) if follow else api.delete(path, headers=reader["auth"]))
+        assert answer.status_code == 200, answer.text
+        assert await _following_shown(api, reader, slug, tag) == {shown}
+
+
+async def test_a_follow_through_one_gateway_replica_shows_at_once_through_another(stack: Stack, tmp_path: Path) -> None:
+    """Two gateways sharing Redis, as replicas do in Kubernetes (REDIS_URL): what one kept, a follow through the
+    other drops."""
+    redis = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    replicas = []
+    try:
+        for number in range(2):
+            port = free_port()
+            env = {**stack.env, "REDIS_URL": redis, "GATEWAY_LISTEN_PORT": str(port)}
+            env["GATEWAY_METRICS_PORT"] = str(free_port())
+            replica = LocalApps(env=env, ports={**stack.ports, "gateway": port}, logs=tmp_path / str(number))
+            replica.logs.mkdir()
+            replicas.append(replica)
+            await replica.start("gateway")
+        async with (
+            httpx.AsyncClient(base_url=replicas[0].gateway, timeout=15) as one,
+            httpx.AsyncClient(base_url=replicas[1].gateway, timeout=15) as other,
+        ):
+            (author, slug, tag), reader = await _followed_article(one), await signup(one, "reader")
+            assert await _following_shown(other, reader, slug, tag) == {False}  # kept, in Redis
+            assert await _following_shown(one, reader, slug, tag) == {False}
+            path = f"/profiles/{author['username']}/follow"
+            assert (await one.post(path, headers=reader["auth"])).status_code == 200
+            assert await _following_shown(other, reader, slug, tag) == {True}
+            assert (await other.delete(path, headers=reader["auth"])).status_code == 200
+            assert await _following_shown(one, reader, slug, tag) == {False}
+    finally:
+        for replica in replicas:
+            await replica.stop_all()
 
 
 async def test_a_rename_shows_on_the_authors_articles_and_comments(stack: Stack, api: httpx.AsyncClient) -> None:

@@ -1,5 +1,4 @@
-"""profile.updated: every change of a profile's public face goes out through the outbox with a growing version;
-and the relations look-up a signed-in reader's page needs."""
+"""profile.updated: every change of a profile's public face goes out through the outbox with a growing version."""
 
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -169,26 +168,3 @@ async def test_the_relay_sends_profile_updated_to_the_broker(
             return (await conn.scalar(query)) is not None
 
     await wait_until(sent, within=30)
-
-
-async def test_relations_give_whom_the_reader_follows_and_their_own_profile(
-    client: httpx.AsyncClient, new_profile: NewProfile, headers_for: Headers
-) -> None:
-    me, followed, other = [await new_profile() for _ in range(3)]
-    mine = headers_for(uuid.UUID(me["user_id"]))
-    await client.post(f"/profiles/by-username/{followed['username']}/follow", headers=mine)
-    await client.patch("/profiles/me", json={"bio": "mine"}, headers=mine)
-    ids = [followed["user_id"], other["user_id"], me["user_id"], str(uuid.uuid4())]
-    answer = await client.post("/profiles/relations", json={"ids": ids}, headers=mine)
-    assert answer.status_code == 200, answer.text
-    assert answer.json() == {"following": [followed["user_id"]], "viewer": {**me, "bio": "mine"}}
-    without_me = await client.post("/profiles/relations", json={"ids": ids[:2]}, headers=mine)
-    assert without_me.json() == {"following": [followed["user_id"]], "viewer": None}
-    assert (await client.post("/profiles/relations", json={"ids": []}, headers=mine)).json() == {
-        "following": [],
-        "viewer": None,
-    }
-    anonymous = await client.post("/profiles/relations", json={"ids": ids})
-    assert anonymous.status_code == 401
-    too_many = await client.post("/profiles/relations", json={"ids": [str(uuid.uuid4())] * 101}, headers=mine)
-    assert too_many.status_code == 422

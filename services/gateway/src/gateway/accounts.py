@@ -110,4 +110,9 @@ async def get_profile(upstreams: Upstreams, *, username: str, viewer: Viewer | N
 
 
 async def follow(upstreams: Upstreams, *, username: str, viewer: Viewer, follow: bool) -> Profile:
-    return to_profile(await upstreams.users.follow(username, follow=follow, identity=viewer.identity))
+    """The set the gateway keeps of whom the viewer follows is dropped before the answer leaves, whatever it is (a
+    timeout may hide a follow that was stored), so the viewer's next read shows the change (gateway.follows)."""
+    try:
+        return to_profile(await upstreams.users.follow(username, follow=follow, identity=viewer.identity))
+    finally:
+        await upstreams.follows.changed(viewer.user.id)

@@ -1,6 +1,6 @@
 """Articles: posts from blog with their authors' public profiles embedded; the reader's part from the user service.
 
-A page of articles costs one blog call, plus for a signed-in reader one batch relations call (gateway.authors);
+A page of articles costs one blog call, for a signed-in reader too (whom they follow: gateway.authors);
 the author and favorited filters first resolve their usernames (concurrently), and the author filter's profile,
 fetched for the viewer already, is the author of every article on the page. An unknown username filters
 everything out (RealWorld answers an empty list, not 404).
@@ -113,12 +113,13 @@ async def list_articles(
 
 
 async def feed(upstreams: Upstreams, *, viewer: Viewer, limit: int, offset: int) -> MultipleArticlesResponse:
-    """Articles by the users the viewer follows: two calls, the list of whom they follow telling `following` too."""
-    followed = await upstreams.users.following(identity=viewer.identity)
+    """Articles by the users the viewer follows: one call to blog, whom they follow kept by the gateway (or asked
+    first), which tells `following` too."""
+    followed = await authors.followed_by(upstreams, viewer)
     if not followed:
         return EMPTY
-    found = await upstreams.blog.feed(followed, limit=limit, offset=offset, identity=viewer.identity)
-    return await _page(upstreams, found.posts, found.posts_count, viewer, followed=set(followed))
+    found = await upstreams.blog.feed(sorted(followed), limit=limit, offset=offset, identity=viewer.identity)
+    return await _page(upstreams, found.posts, found.posts_count, viewer, followed=followed)
 
 
 async def get_article(upstreams: Upstreams, *, slug: str, viewer: Viewer | None) -> Article:

@@ -4,26 +4,26 @@ Blog's posts and comment's lists carry their authors' public faces (username, bi
 read model those services keep from `profile.updated` (comm.authors). So:
 
 - an anonymous reader costs no call to the user service: `following` is false for them anyway;
-- a signed-in reader costs one batch call (`POST /profiles/relations`) for whom among the authors they follow,
-  which also returns the reader's own profile as it stands now when they are one of the authors, so their own
-  rename, bio, image or comment count shows in their next read at once (read-your-writes), before the copies
-  catch up;
-- no call at all for authors the reader is known to follow as of this request (`followed`: the feed's authors,
-  from the following list the feed was read by; a reader never follows themselves, so it holds no own profile);
+- a signed-in reader costs no call either for whom they follow, kept by the gateway (gateway.follows: fetched on
+  their first read, dropped whenever they follow or unfollow, so a follow shows in their next read at once); a
+  reader who is one of the authors costs one call for their own profile as it stands now, so their own rename,
+  bio, image or comment count shows in their next read at once (read-your-writes), before the copies catch up;
+- authors the reader is known to follow as of this request (`followed`: the feed's authors, from the set the feed
+  was read by) are not looked up again;
 - an author whose public face is not embedded (the read model lagging, e.g. an article written seconds after
-  registration) is fetched from the user service as before, concurrently with the relations call, so nothing is
+  registration) is fetched from the user service, concurrently with the rest, so nothing is
   ever shown missing or wrong; an author the user service does not know either is left out, as before.
 """
 
 import asyncio
 import uuid
 from collections.abc import Collection, Mapping
+from functools import partial
 
 from gateway.deps import Upstreams
+from gateway.follows import FollowedIds
 from gateway.identity import Viewer, identity_of
-from gateway.upstreams import AuthorView, ProfileView, Relations
-
-NO_RELATIONS = Relations(following=[], viewer=None)
+from gateway.upstreams import AuthorView, ProfileView
 
 
 async def profiles(
@@ -41,11 +41,12 @@ async def profiles(
     missing = [author_id for author_id in wanted if embedded[author_id] is None]
     present = [author_id for author_id in wanted if embedded[author_id] is not None]
     identity = identity_of(viewer)
-    fetched, relations = await asyncio.gather(
+    fetched, kept, own = await asyncio.gather(
         upstreams.users.by_ids(missing, identity=identity),  # no call when nothing is missing
-        _relations(upstreams, [author_id for author_id in present if author_id not in followed], viewer),
+        _followed(upstreams, viewer, [author_id for author_id in present if author_id not in followed]),
+        _own(upstreams, viewer, present),
     )
-    following = {*relations.following, *followed}
+    following = {*kept, *followed}
     found = dict(known)
     found.update(fetched)
     for author_id in present:
@@ -59,8 +60,8 @@ async def profiles(
             following=author_id in following,
             commentCount=author.comment_count,
         )
-    if relations.viewer is not None:
-        found[relations.viewer.user_id] = relations.viewer
+    if own is not None:
+        found[own.user_id] = own
     return found
 
 
@@ -73,7 +74,20 @@ async def profile(
     return (await profiles(upstreams, embedded={author_id: embedded}, viewer=viewer))[author_id]
 
 
-async def _relations(upstreams: Upstreams, ids: list[uuid.UUID], viewer: Viewer | None) -> Relations:
+async def followed_by(upstreams: Upstreams, viewer: Viewer) -> FollowedIds:
+    """Everyone the viewer follows: kept by the gateway, or asked of the user service (gateway.follows)."""
+    fetch = partial(upstreams.users.following, identity=viewer.identity)
+    return await upstreams.follows.followed_by(viewer.user.id, fetch)
+
+
+async def _followed(upstreams: Upstreams, viewer: Viewer | None, ids: list[uuid.UUID]) -> FollowedIds:
     if viewer is None or not ids:
-        return NO_RELATIONS
-    return await upstreams.users.relations(ids, identity=viewer.identity)
+        return frozenset()
+    return await followed_by(upstreams, viewer)
+
+
+async def _own(upstreams: Upstreams, viewer: Viewer | None, ids: list[uuid.UUID]) -> ProfileView | None:
+    """The viewer's own profile, fresh, when they are one of the authors."""
+    if viewer is None or viewer.user.id not in ids:
+        return None
+    return await upstreams.users.by_id(viewer.user.id, identity=viewer.identity)

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from comm.appstate import app_state
+from gateway.follows import Follows
 from gateway.identity import TokenValidator
 from gateway.ratelimit import RateLimiter
 from gateway.upstreams import AuthClient, BlogClient, CommentClient, UserClient
@@ -17,15 +18,17 @@ from gateway.upstreams import AuthClient, BlogClient, CommentClient, UserClient
 
 @dataclass(frozen=True, slots=True)
 class UpstreamClients:
-    """One long-lived client per downstream service: `upstreams: Upstreams` in the routes and the views they call."""
+    """One long-lived client per downstream service, and whom the viewers follow as the user service told
+    (gateway.follows): `upstreams: Upstreams` in the routes and the views they call."""
 
     auth: AuthClient
     users: UserClient
     blog: BlogClient
     comments: CommentClient
+    follows: Follows
 
     async def aclose(self) -> None:
-        for client in (self.auth, self.users, self.blog, self.comments):
+        for client in (self.auth, self.users, self.blog, self.comments, self.follows):
             await client.aclose()
 
 

@@ -14,6 +14,7 @@ from comm.openapi import document_security
 from comm.routing import add_routes
 from gateway.deps import UpstreamClients
 from gateway.edge import EdgeApp
+from gateway.follows import Follows
 from gateway.identity import TOKEN, TOKEN_SCHEME, TokenValidator
 from gateway.ratelimit import RateLimiter
 from gateway.routes import articles, comments, users
@@ -37,6 +38,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             users=UserClient(settings=settings, tracer_provider=provider),
             blog=BlogClient(settings=settings, tracer_provider=provider),
             comments=CommentClient(settings=settings, tracer_provider=provider),
+            follows=Follows.from_settings(
+                redis_url=settings.redis_url,
+                ttl_seconds=settings.follows_cache_ttl_seconds,
+                size=settings.follows_cache_size,
+            ),
         )
         app.state.upstreams = upstreams
         app.state.token_validator = TokenValidator(

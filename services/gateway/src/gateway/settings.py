@@ -36,6 +36,11 @@ class GatewaySettings(CommSettings):
     # A validated user token is trusted this long without asking auth again: revocation takes effect within it.
     token_cache_ttl_seconds: float = 5.0
     token_cache_size: int = 10_000
+    # Whom each signed-in viewer follows, kept this long (gateway.follows): dropped at once when the viewer follows
+    # or unfollows, so the TTL only bounds what a follow made past the gateway could leave (none is, today).
+    # In Redis when REDIS_URL is set (shared by the replicas), else in memory, for at most this many viewers.
+    follows_cache_ttl_seconds: float = Field(60.0, gt=0)
+    follows_cache_size: int = Field(10_000, gt=0)
 
     # Browsers allowed to call the API (CORS); RealWorld front ends in development run on these ports.
     # GATEWAY_CORS_ORIGINS is a comma-separated list.

@@ -51,13 +51,6 @@ class AuthorView(_View):
     comment_count: int = Field(0, alias="commentCount")
 
 
-class Relations(_View):
-    """Whom among some authors the viewer follows, and the viewer's own profile if they are one of them."""
-
-    following: list[uuid.UUID]
-    viewer: ProfileView | None = None
-
-
 class Following(_View):
     user_ids: list[uuid.UUID]
 
@@ -166,16 +159,6 @@ class UserClient(UserServiceClient):
         params = {"ids": ",".join(str(user_id) for user_id in dict.fromkeys(ids))}
         found = await self.http.get("/profiles", params=params, response_model=Profiles, identity=identity)
         return {profile.user_id: profile for profile in found.profiles}
-
-    async def relations(self, ids: Sequence[uuid.UUID], *, identity: Identity) -> Relations:
-        """Whom among up to 100 users the identity's user follows, and their own profile if among them."""
-        return await self.http.post(
-            "/profiles/relations",
-            json={"ids": [str(user_id) for user_id in dict.fromkeys(ids)]},
-            response_model=Relations,
-            identity=identity,
-            headers={"Idempotency-Key": uuid.uuid4().hex},  # a read: safe to send again
-        )
 
     async def update_me(self, changes: dict[str, Any], *, identity: Identity) -> ProfileView:
         return await self.http.patch("/profiles/me", json=changes, response_model=ProfileView, identity=identity)

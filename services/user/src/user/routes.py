@@ -9,7 +9,7 @@ from comm.callers import CurrentUserId
 from comm.db import ReadDatabase, Session
 from comm.querystring import query_model
 from comm.tokens import CallerIdentity
-from user import relations, service
+from user import service
 from user.schemas import (
     USERNAME_PATTERN,
     EnsureIn,
@@ -18,8 +18,6 @@ from user.schemas import (
     ProfileOut,
     ProfilesOut,
     ProfileUpdateIn,
-    RelationsIn,
-    RelationsOut,
 )
 
 router = APIRouter(prefix="/profiles", tags=["profiles"])
@@ -34,12 +32,6 @@ async def lookup(query: Lookups, db: ReadDatabase, identity: CallerIdentity) -> 
     """Batch: `?ids=<uuid>,<uuid>&usernames=a,b` (at most 100 together); unknown ones are left out."""
     profiles = await service.lookup_profiles(db, lookup=query.lookup(), viewer_id=identity.user_id)
     return ProfilesOut(profiles=profiles)
-
-
-@router.post("/relations")
-async def relations_of(data: RelationsIn, db: ReadDatabase, user_id: CurrentUserId) -> RelationsOut:
-    """For a page's authors: whom the caller's user follows, and their own profile if among them (a read)."""
-    return await relations.relations(db, viewer_id=user_id, ids=data.ids)
 
 
 @router.get("/me/following")

@@ -86,19 +86,6 @@ class ProfilesOut(BaseModel):
     profiles: list[ProfileOut]
 
 
-class RelationsIn(Strict):
-    """The authors a signed-in reader is shown (at most MAX_LOOKUPS)."""
-
-    ids: list[uuid.UUID] = Field(max_length=MAX_LOOKUPS)
-
-
-class RelationsOut(BaseModel):
-    """Whom among them the reader follows, and the reader's own profile when they are one of them."""
-
-    following: list[uuid.UUID]
-    viewer: ProfileOut | None
-
-
 class FollowingOut(BaseModel):
     user_ids: list[uuid.UUID]
 
