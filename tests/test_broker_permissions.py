@@ -101,7 +101,8 @@ def vhost() -> Iterator[Vhost]:
         pytest.skip("rabbitmqctl is not on this machine")
     run = f"lp-{secrets.token_hex(4)}"
     services = {user["name"] for user in DEFINITIONS["users"] if not user["tags"]}
-    passwords = {service: secrets.token_urlsafe(16) for service in services}
+    # Hex: a urlsafe password may start with '-', which rabbitmqctl takes for an option (exit 64, one run in 64).
+    passwords = {service: secrets.token_hex(16) for service in services}
     created: list[str] = []
     rabbitmqctl("add_vhost", run)
     try:
