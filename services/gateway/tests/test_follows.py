@@ -49,6 +49,7 @@ async def viewer() -> AsyncIterator[uuid.UUID]:
     yield viewer_id
     redis: coredis.Redis[str] = coredis.Redis.from_url(REDIS_URL, decode_responses=True)
     await redis.delete([f"gateway:follows:{viewer_id}", f"gateway:follows:{viewer_id}:generation"])
+    redis.connection_pool.disconnect()
 
 
 async def test_the_set_is_fetched_once_then_kept(follows: Follows, viewer: uuid.UUID) -> None:

@@ -21,7 +21,6 @@ per-key generations against this race (cashews, aiocache and async-lru invalidat
 still put the old value back).
 """
 
-import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -59,8 +58,7 @@ class MemoryStore:
     def __init__(self, *, ttl_seconds: float, size: int) -> None:
         self._sets: TTLCache[uuid.UUID, FollowedIds] = TTLCache(maxsize=size, ttl=ttl_seconds)
         self._dropped: TTLCache[uuid.UUID, int] = TTLCache(maxsize=size, ttl=DROP_MEMORY_SECONDS)
-        self._counter = itertools.count(1)
-        self._now = 0
+        self._now = 0  # the latest drop's generation
 
     async def get(self, viewer_id: uuid.UUID) -> tuple[FollowedIds | None, str | None]:
         return self._sets.get(viewer_id), str(self._now)
@@ -70,7 +68,7 @@ class MemoryStore:
             self._sets[viewer_id] = followed
 
     async def drop(self, viewer_id: uuid.UUID) -> None:
-        self._now = next(self._counter)
+        self._now += 1
         self._dropped[viewer_id] = self._now
         self._sets.pop(viewer_id, None)
 

@@ -37,7 +37,8 @@ class GatewaySettings(CommSettings):
     token_cache_ttl_seconds: float = 5.0
     token_cache_size: int = 10_000
     # Whom each signed-in viewer follows, kept this long (gateway.follows): dropped at once when the viewer follows
-    # or unfollows, so the TTL only bounds what a follow made past the gateway could leave (none is, today).
+    # or unfollows, so the TTL only bounds what a drop that did not reach every copy leaves (Redis down meanwhile,
+    # or replicas without Redis).
     # In Redis when REDIS_URL is set (shared by the replicas), else in memory, for at most this many viewers.
     follows_cache_ttl_seconds: float = Field(60.0, gt=0)
     follows_cache_size: int = Field(10_000, gt=0)
