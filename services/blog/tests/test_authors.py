@@ -8,12 +8,15 @@ from typing import Any
 import aio_pika
 import asyncpg
 import httpx
+import jsonschema
 import pytest
 
+from blog.schemas import PostBatch, PostList, PostOut
 from blog.settings import BlogSettings
 from comm.authors import authors_queue
 from comm.events.models import ProfileUpdated
 from comm.events.testing import publish_event, wait_until
+from comm.testing import assert_matches_model
 
 Publish = Callable[..., Awaitable[uuid.UUID]]
 
@@ -70,6 +73,35 @@ async def test_posts_carry_the_author_and_null_before_the_profile_arrives(
     draft = await author.post(draft=True)
     mine = await client.get(f"/posts/{draft['id']}", headers=author.headers)
     assert mine.json()["author"] == face
+
+
+async def test_every_read_answers_as_its_model_with_and_without_the_author(
+    client: httpx.AsyncClient, new_author: Any, publish: Publish, db: asyncpg.Connection, settings: BlogSettings
+) -> None:
+    """The hot reads build their answers as plain data (comm.answers): the models are still their shape."""
+    author = new_author()
+    post = await author.post()
+
+    async def check() -> None:
+        author_id = str(author.id)
+        for answer, model in (
+            (await client.get(f"/posts/{post['id']}"), PostOut),
+            (await client.get(f"/posts/by-slug/{post['slug']}"), PostOut),
+            (await client.get("/posts", params={"author_id": author_id}), PostList),
+            (await client.post("/posts/feed", json={"author_ids": [author_id]}), PostList),
+            (await client.post("/posts/feed", json={"author_ids": []}), PostList),
+            (await client.post("/posts/lookup", json={"ids": [post["id"]]}), PostBatch),
+        ):
+            assert answer.status_code == 200
+            assert answer.headers["content-type"] == "application/json"
+            assert_matches_model(answer.json(), model)
+
+    await check()
+    await processed(db, settings, await publish(profile(author.id, 1, "alice", bio="hi", comment_count=2)))
+    await check()
+    extra = {**(await client.get(f"/posts/{post['id']}")).json(), "extra": 1}
+    with pytest.raises(jsonschema.ValidationError, match="Additional properties"):  # the check can fail
+        assert_matches_model(extra, PostOut)
 
 
 async def test_duplicates_and_older_versions_change_nothing_and_newer_ones_win(

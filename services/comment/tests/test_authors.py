@@ -6,6 +6,8 @@ from typing import Any
 
 from comm.events.models import ProfileUpdated
 from comm.events.testing import publish_event, wait_until
+from comm.testing import assert_matches_model
+from comment.schemas import CommentPage
 
 
 def profile(user_id: uuid.UUID, version: int, username: str, **fields: Any) -> ProfileUpdated:
@@ -34,11 +36,14 @@ async def test_lists_carry_the_author_null_for_anonymous_and_unknown_authors(kit
     await kit.created(post_id, known, body="by alice")
     await kit.created(post_id, unknown, body="by someone not arrived yet")
     await kit.created(post_id, kit.anonymous, body="by a passer-by", author_name="Passer-by")
-    listed = {c["body"]: c["author"] for c in (await kit.listed(post_id))["comments"]}
+    page = await kit.listed(post_id)
+    assert_matches_model(page, CommentPage)  # built as plain data (comm.answers): the model is still its shape
+    listed = {c["body"]: c["author"] for c in page["comments"]}
     alice = {"username": "alice", "bio": "hi", "image": None, "commentCount": 1}
     assert listed == {"by alice": alice, "by someone not arrived yet": None}
     pending = (await kit.client.get("/moderation/comments", params={"limit": 100}, headers=moderator.headers)).json()
     assert [c["author"] for c in pending["comments"] if c["post_id"] == str(post_id)] == [None]
+    assert_matches_model(pending, CommentPage)
 
 
 async def test_duplicates_and_older_versions_change_nothing(kit: Any) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import BigInteger, Column, Integer, Label, MetaData, String, Tab
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from comm.answers import JSONObject
 from comm.events.broker import queue_name
 from comm.events.consumer import Consumer, EventMeta
 from comm.events.models import ProfileUpdated
@@ -61,17 +62,17 @@ def author_columns(authors: Table) -> list[Label[Any]]:
     return [authors.c[name].label(_PREFIX + name) for name in _FIELDS]
 
 
-def author_of(row: Mapping[str, Any] | asyncpg.Record) -> AuthorOut | None:
-    """The author of a row selected with `author_columns` (a row's mapping, or an asyncpg Record); None when the read
-    model has no row for them yet."""
+def author_of(row: Mapping[str, Any] | asyncpg.Record) -> JSONObject | None:
+    """The author of a row selected with `author_columns` (a row's mapping, or an asyncpg Record) as `AuthorOut`
+    writes it (comm.answers); None when the read model has no row for them yet."""
     if row[_PREFIX + "username"] is None:
         return None
-    return AuthorOut(
-        username=row[_PREFIX + "username"],
-        bio=row[_PREFIX + "bio"],
-        image=row[_PREFIX + "image"],
-        comment_count=row[_PREFIX + "comment_count"],
-    )
+    return {
+        "username": row[_PREFIX + "username"],
+        "bio": row[_PREFIX + "bio"],
+        "image": row[_PREFIX + "image"],
+        "commentCount": row[_PREFIX + "comment_count"],
+    }
 
 
 async def apply_profile(session: AsyncSession, authors: Table, event: ProfileUpdated) -> None:

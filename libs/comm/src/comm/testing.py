@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import uvicorn
-from pydantic import AliasChoices
+from pydantic import AliasChoices, BaseModel, TypeAdapter
 from pydantic_settings import BaseSettings
 
 from comm.events.broker import queue_name
@@ -48,6 +48,26 @@ def env_names(settings: type[BaseSettings]) -> dict[str, str]:
         else:
             names[name] = f"{prefix}{name}".upper()
     return names
+
+
+def assert_matches_model(answer: Any, model: type[BaseModel]) -> None:
+    """`answer` (parsed JSON) is what `model` writes: its JSON schema in serialization mode, no key beyond its
+    fields. For the hot reads built as plain data (comm.answers), whose model is the definition of their shape."""
+    import jsonschema  # a dev dependency: this module is also imported where only comm's own are installed (db.py)
+
+    jsonschema.validate(answer, _closed(TypeAdapter(model).json_schema(mode="serialization")))
+
+
+def _closed(schema: Any) -> Any:
+    """The schema with `additionalProperties: false` on every object that lists its properties."""
+    if isinstance(schema, dict):
+        closed = {key: _closed(value) for key, value in schema.items()}
+        if "properties" in closed:
+            closed.setdefault("additionalProperties", False)
+        return closed
+    if isinstance(schema, list):
+        return [_closed(item) for item in schema]
+    return schema
 
 
 def unique_name(prefix: str) -> str:

@@ -34,7 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
 from blog.models import AUTHORS, Category, Favorite, Post
-from blog.schemas import CategoryOut, PostBatch, PostList, PostOut, PostSummary, Tags
+from blog.schemas import CategoryOut, PostOut, Tags
+from comm.answers import JSONObject
 from comm.authors import author_columns, author_of
 from comm.db import ReadPool, Statement
 from comm.timestamps import api_timestamp_column, format_api_timestamp
@@ -118,19 +119,19 @@ POSTS_BY_IDS = Statement(
 
 async def get_post(
     db: ReadPool, *, viewer: uuid.UUID | None, post_id: uuid.UUID | None = None, slug: str | None = None
-) -> PostOut | None:
-    """One post by id or slug, if the viewer may see it, in one query."""
+) -> JSONObject | None:
+    """One post by id or slug, if the viewer may see it, in one query: a `PostOut` as written (comm.answers)."""
     if post_id is not None:
         row = await POST_BY_ID.fetchrow(db, post_id=post_id, viewer=viewer)
     else:
         row = await POST_BY_SLUG.fetchrow(db, slug=slug, viewer=viewer)
-    return None if row is None else PostOut(**_row_fields(row), body=row["body"])
+    return None if row is None else {**_answer(row), "body": row["body"]}
 
 
-async def list_posts(db: ReadPool, *, viewer: uuid.UUID | None, where: PostFilter, page: Page) -> PostList:
-    """A page of the matching posts, newest first, and how many match in all."""
+async def list_posts(db: ReadPool, *, viewer: uuid.UUID | None, where: PostFilter, page: Page) -> JSONObject:
+    """A page of the matching posts, newest first, and how many match in all: a `PostList` as written."""
     if where.author_ids is not None and not where.author_ids:
-        return PostList(posts=[], posts_count=0)  # an empty feed
+        return {"posts": [], "postsCount": 0}  # an empty feed
     count, listing = _list_statements(_shape(where, viewer))
     params = {
         "viewer": viewer,
@@ -142,19 +143,19 @@ async def list_posts(db: ReadPool, *, viewer: uuid.UUID | None, where: PostFilte
     }
     rows = await listing.fetch(db, **params, limit=page.limit, offset=page.offset)
     if rows:
-        return PostList(posts=[PostSummary(**_row_fields(row)) for row in rows], posts_count=rows[0]["total"])
+        return {"posts": [_answer(row) for row in rows], "postsCount": rows[0]["total"]}
     # Past the last page (or nothing matches): the total alone.
     total = await count.fetchval(db, **params) if page.offset else 0
-    return PostList(posts=[], posts_count=total or 0)
+    return {"posts": [], "postsCount": total or 0}
 
 
-async def lookup_posts(db: ReadPool, *, viewer: uuid.UUID | None, ids: Sequence[uuid.UUID]) -> PostBatch:
-    """The posts among `ids` that exist and the viewer may see, in the order asked (one query)."""
+async def lookup_posts(db: ReadPool, *, viewer: uuid.UUID | None, ids: Sequence[uuid.UUID]) -> JSONObject:
+    """The posts among `ids` that exist and the viewer may see, in the order asked (one query): a `PostBatch`."""
     if not ids:
-        return PostBatch(posts=[])
+        return {"posts": []}
     rows = await POSTS_BY_IDS.fetch(db, ids=list(ids), viewer=viewer)
-    found = {post.id: post for post in (PostSummary(**_row_fields(row)) for row in rows)}
-    return PostBatch(posts=[found[post_id] for post_id in dict.fromkeys(ids) if post_id in found])
+    found = {row["id"]: _answer(row) for row in rows}
+    return {"posts": [found[post_id] for post_id in dict.fromkeys(ids) if post_id in found]}
 
 
 async def list_tags(session: AsyncSession) -> Tags:
@@ -227,23 +228,23 @@ def _drafts(drafts: Drafts) -> ColumnElement[bool]:
     return _VISIBLE
 
 
-def _row_fields(row: asyncpg.Record) -> dict[str, Any]:
-    """A row of `_select_posts` as the fields of PostSummary."""
+def _answer(row: asyncpg.Record) -> JSONObject:
+    """A row of `_select_posts` as `PostSummary` writes it: the API's names (comm.answers)."""
     return {
         "id": row["id"],
         "slug": row["slug"],
         "title": row["title"],
         "description": row["description"],
-        "tag_list": list(row["tag_list"]),
-        "category": CategoryOut(slug=row["category_slug"], name=row["category_name"]) if row["category_slug"] else None,
+        "tagList": list(row["tag_list"]),
+        "category": {"slug": row["category_slug"], "name": row["category_name"]} if row["category_slug"] else None,
         "author_id": row["author_id"],
         "author": author_of(row),
         "published": row["published_at"] is not None,
-        "published_at": row["published_at"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
+        "publishedAt": row["published_at"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
         "favorited": row["favorited"],
-        "favorites_count": row["favorites_count"],
+        "favoritesCount": row["favorites_count"],
     }
 
 

@@ -30,6 +30,7 @@ from blog.schemas import (
     Tags,
     Text,
 )
+from comm.answers import JSONAnswer
 from comm.callers import CurrentUserId, SignedIn, SignInRequired, is_admin
 from comm.db import ReadDatabase, ReadSession, Session
 from comm.querystring import query_model
@@ -78,10 +79,10 @@ class ListQuery(BaseModel):
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
-@router.get("/posts")
+@router.get("/posts", response_model=PostList)
 async def list_posts(
     db: ReadDatabase, viewer: Viewer, query: Annotated[ListQuery, Depends(query_model(ListQuery))]
-) -> PostList:
+) -> JSONAnswer:
     """Posts matching every filter given, newest first; `drafts=mine|only` adds the viewer's drafts."""
     if query.drafts is not Drafts.NONE and viewer is None:
         raise SignInRequired()
@@ -92,36 +93,38 @@ async def list_posts(
         category=query.category,
         drafts=query.drafts,
     )
-    return await queries.list_posts(db, viewer=viewer, where=where, page=Page(limit=query.limit, offset=query.offset))
+    page = Page(limit=query.limit, offset=query.offset)
+    return JSONAnswer(await queries.list_posts(db, viewer=viewer, where=where, page=page))
 
 
-@router.post("/posts/feed")
-async def feed(data: FeedIn, db: ReadDatabase, viewer: Viewer, page: Paging) -> PostList:
+@router.post("/posts/feed", response_model=PostList)
+async def feed(data: FeedIn, db: ReadDatabase, viewer: Viewer, page: Paging) -> JSONAnswer:
     """Published posts by any of `author_ids`, newest first."""
-    return await queries.list_posts(db, viewer=viewer, where=PostFilter(author_ids=data.author_ids), page=page)
+    where = PostFilter(author_ids=data.author_ids)
+    return JSONAnswer(await queries.list_posts(db, viewer=viewer, where=where, page=page))
 
 
-@router.post("/posts/lookup")
-async def lookup(data: LookupIn, db: ReadDatabase, viewer: Viewer) -> PostBatch:
+@router.post("/posts/lookup", response_model=PostBatch)
+async def lookup(data: LookupIn, db: ReadDatabase, viewer: Viewer) -> JSONAnswer:
     """Several posts by id at once (those that exist and the viewer may see)."""
-    return await queries.lookup_posts(db, viewer=viewer, ids=data.ids)
+    return JSONAnswer(await queries.lookup_posts(db, viewer=viewer, ids=data.ids))
 
 
-@router.get("/posts/by-slug/{slug}")
-async def get_post_by_slug(slug: Annotated[Text, Path(max_length=200)], db: ReadDatabase, viewer: Viewer) -> PostOut:
+@router.get("/posts/by-slug/{slug}", response_model=PostOut)
+async def get_post_by_slug(slug: Annotated[Text, Path(max_length=200)], db: ReadDatabase, viewer: Viewer) -> JSONAnswer:
     post = await queries.get_post(db, viewer=viewer, slug=slug)
     if post is None:
         raise PostNotFound()
-    return post
+    return JSONAnswer(post)
 
 
-@router.get("/posts/{post_id}")
-async def get_post(post_id: uuid.UUID, db: ReadDatabase, viewer: PostViewer) -> PostOut:
+@router.get("/posts/{post_id}", response_model=PostOut)
+async def get_post(post_id: uuid.UUID, db: ReadDatabase, viewer: PostViewer) -> JSONAnswer:
     """One post (`BlogServiceClient.get_post`); someone else's draft is 404, also for a service calling on its own."""
     post = await queries.get_post(db, viewer=viewer, post_id=post_id)
     if post is None:
         raise PostNotFound()
-    return post
+    return JSONAnswer(post)
 
 
 @router.patch("/posts/{post_id}")

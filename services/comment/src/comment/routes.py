@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, status
 from pydantic import BaseModel, Field
 
+from comm.answers import JSONAnswer
 from comm.appstate import app_state
 from comm.callers import SignedIn, is_moderator
 from comm.db import ReadDatabase, ReadSession, Session
@@ -52,10 +53,10 @@ async def create_comment(
     return await service.create_comment(session, blog=blog, identity=identity, post_id=post_id, data=data)
 
 
-@router.get("/posts/{post_id}/comments")
-async def list_comments(post_id: uuid.UUID, db: ReadDatabase, _: CallerIdentity, page: Paging) -> CommentPage:
+@router.get("/posts/{post_id}/comments", response_model=CommentPage)
+async def list_comments(post_id: uuid.UUID, db: ReadDatabase, _: CallerIdentity, page: Paging) -> JSONAnswer:
     """A post's approved comments, newest first, with their total."""
-    return await service.list_comments(db, post_id=post_id, limit=page.limit, offset=page.offset)
+    return JSONAnswer(await service.list_comments(db, post_id=post_id, limit=page.limit, offset=page.offset))
 
 
 @router.delete("/posts/{post_id}/comments/{number}", status_code=status.HTTP_204_NO_CONTENT)
@@ -70,10 +71,10 @@ async def get_comment(comment_id: uuid.UUID, session: ReadSession, identity: Cal
     return await service.get_comment(session, comment_id=comment_id, identity=identity)
 
 
-@router.get("/moderation/comments")
-async def list_pending(session: ReadSession, _: ModeratorId, page: Paging) -> CommentPage:
+@router.get("/moderation/comments", response_model=CommentPage)
+async def list_pending(session: ReadSession, _: ModeratorId, page: Paging) -> JSONAnswer:
     """Pending comments of every post, oldest first (moderators only)."""
-    return await service.list_pending(session, limit=page.limit, offset=page.offset)
+    return JSONAnswer(await service.list_pending(session, limit=page.limit, offset=page.offset))
 
 
 @router.post("/moderation/comments/{number}/approve")

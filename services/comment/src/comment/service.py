@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Integer, Select, Uuid, bindparam, delete, 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from comm.answers import JSONObject
 from comm.authors import author_columns, author_of
 from comm.callers import is_moderator
 from comm.db import ReadPool, Statement
@@ -25,7 +26,7 @@ from comm.tokens import Identity
 from comment.errors import AuthorNameRequired, AuthorNameTaken, CommentNotFound, NotAuthorOrModerator, PostNotFound
 from comment.models import AUTHORS, Comment, DeletedPost, name_key
 from comment.posts import ensure_public_post
-from comment.schemas import CommentIn, CommentOut, CommentPage
+from comment.schemas import CommentIn, CommentOut
 
 
 async def create_comment(
@@ -77,14 +78,14 @@ async def _a_registered_name(session: AsyncSession, name: str) -> bool:
     return await session.scalar(found) is not None
 
 
-async def list_comments(db: ReadPool, *, post_id: uuid.UUID, limit: int, offset: int) -> CommentPage:
-    """A post's approved comments, newest first, and their total."""
+async def list_comments(db: ReadPool, *, post_id: uuid.UUID, limit: int, offset: int) -> JSONObject:
+    """A post's approved comments, newest first, and their total: a `CommentPage` as written (comm.answers)."""
     rows = await APPROVED_PAGE.fetch(db, post_id=post_id, limit=limit, offset=offset)
     if rows:
-        return CommentPage(comments=[_out(row) for row in rows], total=rows[0]["total"])
+        return {"comments": [_answer(row) for row in rows], "total": rows[0]["total"]}
     # Past the last page (or no comments): the total alone.
     total = await APPROVED_COUNT.fetchval(db, post_id=post_id) if offset else 0
-    return CommentPage(comments=[], total=total or 0)
+    return {"comments": [], "total": total or 0}
 
 
 async def get_comment(session: AsyncSession, *, comment_id: uuid.UUID, identity: Identity) -> CommentOut:
@@ -110,8 +111,8 @@ async def delete_comment(session: AsyncSession, *, post_id: uuid.UUID, number: i
         await _comment_deleted(session, comment_id=comment.id, post_id=post_id, author_id=comment.author_id)
 
 
-async def list_pending(session: AsyncSession, *, limit: int, offset: int) -> CommentPage:
-    """The moderation queue: pending comments of every post, oldest first, and their total.
+async def list_pending(session: AsyncSession, *, limit: int, offset: int) -> JSONObject:
+    """The moderation queue: pending comments of every post, oldest first, and their total (a `CommentPage`).
 
     The total rides on the page's rows (`count(*) OVER ()`), so both come from one statement's snapshot: the read
     session is in autocommit, where two statements would see two snapshots (a BEGIN would not change that under
@@ -127,10 +128,10 @@ async def list_pending(session: AsyncSession, *, limit: int, offset: int) -> Com
     )
     rows = (await session.execute(page)).mappings().all()
     if rows:
-        return CommentPage(comments=[_out(row) for row in rows], total=rows[0]["total"])
+        return {"comments": [_answer(row) for row in rows], "total": rows[0]["total"]}
     # Past the last page (or an empty queue): the total alone.
     total = await session.scalar(select(func.count()).select_from(Comment).where(pending)) if offset else 0
-    return CommentPage(comments=[], total=total or 0)
+    return {"comments": [], "total": total or 0}
 
 
 def _with_authors(which: ColumnElement[bool]) -> Select[*tuple[Any, ...]]:
@@ -159,9 +160,14 @@ def _stored(comment: Comment) -> CommentOut:
     return CommentOut.model_validate(fields)
 
 
-def _out(row: Mapping[str, Any] | asyncpg.Record) -> CommentOut:
-    """A row of `_with_authors` (a row's mapping, or a Record); extra columns (the page's total) are ignored."""
-    return CommentOut.model_validate({**row, "author": author_of(row)})
+# CommentOut's fields as a row of `_with_authors` has them, and the names CommentOut writes them under.
+_WRITTEN = {key: field.serialization_alias or key for key, field in CommentOut.model_fields.items() if key != "author"}
+
+
+def _answer(row: Mapping[str, Any] | asyncpg.Record) -> JSONObject:
+    """A row of `_with_authors` (a row's mapping, or a Record) as CommentOut writes it (comm.answers); extra columns
+    (the page's total) are left out."""
+    return {**{name: row[key] for key, name in _WRITTEN.items()}, "author": author_of(row)}
 
 
 # A post's approved comments, built once with bind parameters; the total rides on every row (a window count over

@@ -4,26 +4,28 @@ import asyncio
 import logging
 import time
 
+from comm.answers import JSONObject
 from comm.errors import UpstreamError
 from comm.http.clients import User as ValidatedUser
 from comm.tokens import Identity
 from gateway.deps import Upstreams
 from gateway.identity import ANONYMOUS, TokenValidator, Viewer, identity_of
-from gateway.schemas import LoginUser, NewUser, Profile, UpdateUser, User
+from gateway.schemas import LoginUser, NewUser, UpdateUser, User
 from gateway.upstreams import AuthUser, ProfileView
 
 log = logging.getLogger(__name__)
 RENAME_WAIT_SECONDS = 2.0
 
 
-def to_profile(view: ProfileView) -> Profile:
-    return Profile(
-        username=view.username,
-        bio=view.bio,
-        image=view.image,
-        following=view.following,
-        commentCount=view.comment_count,
-    )
+def to_profile(view: ProfileView) -> JSONObject:
+    """A `Profile` as written (comm.answers)."""
+    return {
+        "username": view.username,
+        "bio": view.bio,
+        "image": view.image,
+        "following": view.following,
+        "commentCount": view.comment_count,
+    }
 
 
 async def own_profile(upstreams: Upstreams, *, viewer: Viewer) -> ProfileView:
@@ -105,11 +107,11 @@ async def _await_rename(upstreams: Upstreams, *, account: AuthUser, profile: Pro
     return profile
 
 
-async def get_profile(upstreams: Upstreams, *, username: str, viewer: Viewer | None) -> Profile:
+async def get_profile(upstreams: Upstreams, *, username: str, viewer: Viewer | None) -> JSONObject:
     return to_profile(await upstreams.users.by_username(username, identity=identity_of(viewer)))
 
 
-async def follow(upstreams: Upstreams, *, username: str, viewer: Viewer, follow: bool) -> Profile:
+async def follow(upstreams: Upstreams, *, username: str, viewer: Viewer, follow: bool) -> JSONObject:
     """The set the gateway keeps of whom the viewer follows is dropped before the answer leaves, whatever it is (a
     timeout may hide a follow that was stored), so the viewer's next read shows the change (gateway.follows)."""
     try:

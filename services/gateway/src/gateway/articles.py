@@ -10,44 +10,42 @@ import asyncio
 import uuid
 from collections.abc import Collection
 
+from comm.answers import JSONObject
 from comm.errors import UpstreamClientError
 from comm.tokens import Identity
 from gateway import authors
 from gateway.accounts import own_profile, to_profile
 from gateway.deps import Upstreams
 from gateway.identity import ANONYMOUS, Viewer, identity_of
-from gateway.schemas import (
-    Article,
-    ArticleSummary,
-    Category,
-    MultipleArticlesResponse,
-    NewArticle,
-    Profile,
-    UpdateArticle,
-)
+from gateway.schemas import Category, NewArticle, UpdateArticle
 from gateway.upstreams import PostView, ProfileView
 
-EMPTY = MultipleArticlesResponse(articles=[], articlesCount=0)
+
+def _summary(post: PostView, author: JSONObject) -> JSONObject:
+    """An `ArticleSummary` as written, `author` a `Profile` as written."""
+    return {
+        "slug": post.slug,
+        "title": post.title,
+        "description": post.description,
+        "tagList": sorted(post.tag_list),
+        "createdAt": post.created_at,
+        "updatedAt": post.updated_at,
+        "favorited": post.favorited,
+        "favoritesCount": post.favorites_count,
+        "author": author,
+        "category": post.category.slug if post.category else None,
+        "status": "published" if post.published else "draft",
+    }
 
 
-def _summary(post: PostView, author: Profile) -> ArticleSummary:
-    return ArticleSummary(
-        slug=post.slug,
-        title=post.title,
-        description=post.description,
-        tagList=sorted(post.tag_list),
-        createdAt=post.created_at,
-        updatedAt=post.updated_at,
-        favorited=post.favorited,
-        favoritesCount=post.favorites_count,
-        author=author,
-        category=post.category.slug if post.category else None,
-        status="published" if post.published else "draft",
-    )
+def to_article(post: PostView, author: ProfileView) -> JSONObject:
+    """An `Article` as written."""
+    return {**_summary(post, to_profile(author)), "body": post.body or ""}
 
 
-def to_article(post: PostView, author: ProfileView) -> Article:
-    return Article(**dict(_summary(post, to_profile(author))), body=post.body or "")
+def _articles(articles: list[JSONObject], count: int) -> JSONObject:
+    """A `MultipleArticlesResponse` as written."""
+    return {"articles": articles, "articlesCount": count}
 
 
 async def _page(
@@ -57,11 +55,11 @@ async def _page(
     viewer: Viewer | None,
     known: dict[uuid.UUID, ProfileView] | None = None,
     followed: Collection[uuid.UUID] = (),
-) -> MultipleArticlesResponse:
+) -> JSONObject:
     embedded = {post.author_id: post.author for post in posts}
     found = await authors.profiles(upstreams, embedded=embedded, viewer=viewer, known=known, followed=followed)
-    articles = [_summary(post, to_profile(found[post.author_id])) for post in posts if post.author_id in found]
-    return MultipleArticlesResponse(articles=articles, articlesCount=count)
+    faces = {author_id: to_profile(profile) for author_id, profile in found.items()}  # one per author, not per post
+    return _articles([_summary(post, faces[post.author_id]) for post in posts if post.author_id in faces], count)
 
 
 async def _author_of(upstreams: Upstreams, post: PostView, viewer: Viewer | None) -> ProfileView:
@@ -85,7 +83,7 @@ async def list_articles(
     drafts: str | None,
     limit: int,
     offset: int,
-) -> MultipleArticlesResponse:
+) -> JSONObject:
     """Most recent articles matching every filter given."""
     identity = identity_of(viewer)
     try:
@@ -94,7 +92,7 @@ async def list_articles(
         )
     except UpstreamClientError as exc:
         if exc.upstream_status == 404:
-            return EMPTY
+            return _articles([], 0)
         raise
     params: dict[str, str | int] = {"limit": limit, "offset": offset}
     for name, value in (
@@ -112,23 +110,23 @@ async def list_articles(
     return await _page(upstreams, found.posts, found.posts_count, viewer, known)
 
 
-async def feed(upstreams: Upstreams, *, viewer: Viewer, limit: int, offset: int) -> MultipleArticlesResponse:
+async def feed(upstreams: Upstreams, *, viewer: Viewer, limit: int, offset: int) -> JSONObject:
     """Articles by the users the viewer follows: one call to blog, whom they follow kept by the gateway (or asked
     first), which tells `following` too."""
     followed = await authors.followed_by(upstreams, viewer)
     if not followed:
-        return EMPTY
+        return _articles([], 0)
     found = await upstreams.blog.feed(sorted(followed), limit=limit, offset=offset, identity=viewer.identity)
     return await _page(upstreams, found.posts, found.posts_count, viewer, followed=followed)
 
 
-async def get_article(upstreams: Upstreams, *, slug: str, viewer: Viewer | None) -> Article:
+async def get_article(upstreams: Upstreams, *, slug: str, viewer: Viewer | None) -> JSONObject:
     identity = identity_of(viewer)
     post = await upstreams.blog.by_slug(slug, identity=identity)
     return to_article(post, await _author_of(upstreams, post, viewer))
 
 
-async def create_article(upstreams: Upstreams, *, viewer: Viewer, data: NewArticle) -> Article:
+async def create_article(upstreams: Upstreams, *, viewer: Viewer, data: NewArticle) -> JSONObject:
     """The post and the author's profile are fetched concurrently: they do not depend on each other."""
     body = data.model_dump(exclude_none=True)
     post, author = await asyncio.gather(
@@ -137,7 +135,7 @@ async def create_article(upstreams: Upstreams, *, viewer: Viewer, data: NewArtic
     return to_article(post, author)
 
 
-async def update_article(upstreams: Upstreams, *, slug: str, viewer: Viewer, data: UpdateArticle) -> Article:
+async def update_article(upstreams: Upstreams, *, slug: str, viewer: Viewer, data: UpdateArticle) -> JSONObject:
     post = await upstreams.blog.by_slug(slug, identity=viewer.identity)
     changes = data.model_dump(exclude_unset=True)
     updated, author = await asyncio.gather(
@@ -151,7 +149,7 @@ async def delete_article(upstreams: Upstreams, *, slug: str, viewer: Viewer) -> 
     await upstreams.blog.delete(post.id, identity=viewer.identity)
 
 
-async def publish_article(upstreams: Upstreams, *, slug: str, viewer: Viewer) -> Article:
+async def publish_article(upstreams: Upstreams, *, slug: str, viewer: Viewer) -> JSONObject:
     post = await upstreams.blog.by_slug(slug, identity=viewer.identity)
     published, author = await asyncio.gather(
         upstreams.blog.publish(post.id, identity=viewer.identity), _author_of(upstreams, post, viewer)
@@ -159,7 +157,7 @@ async def publish_article(upstreams: Upstreams, *, slug: str, viewer: Viewer) ->
     return to_article(published, author)
 
 
-async def favorite_article(upstreams: Upstreams, *, slug: str, viewer: Viewer, favorite: bool) -> Article:
+async def favorite_article(upstreams: Upstreams, *, slug: str, viewer: Viewer, favorite: bool) -> JSONObject:
     post = await upstreams.blog.by_slug(slug, identity=viewer.identity)
     changed, author = await asyncio.gather(
         upstreams.blog.favorite(post.id, favorite=favorite, identity=viewer.identity),

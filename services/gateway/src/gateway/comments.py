@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from collections.abc import Iterable
 
+from comm.answers import JSONObject
 from comm.errors import UpstreamClientError
 from comm.tokens import Identity
 from gateway import authors
@@ -20,35 +21,37 @@ from gateway.accounts import own_profile, to_profile
 from gateway.deps import Upstreams
 from gateway.identity import Viewer, identity_of
 from gateway.ratelimit import RateLimiter
-from gateway.schemas import Comment, CommentAuthor, ModeratedComment, ModerationQueueResponse, NewComment
+from gateway.schemas import NewComment
 from gateway.upstreams import CommentView, ProfileView
 
 COMMENTS_PAGE = 100
 
 
-def _author(comment: CommentView, profiles: dict[uuid.UUID, ProfileView]) -> CommentAuthor:
+def _author(comment: CommentView, profiles: dict[uuid.UUID, ProfileView]) -> JSONObject:
+    """A `CommentAuthor` as written (comm.answers)."""
     profile = profiles.get(comment.author_id) if comment.author_id else None
     if profile is not None:
-        return CommentAuthor(**dict(to_profile(profile)))
-    return CommentAuthor(
-        username=comment.author_name or "anonymous",
-        bio=None,
-        image=None,
-        following=False,
-        commentCount=0,
-        guest=comment.author_id is None,
-    )
+        return {**to_profile(profile), "guest": False}
+    return {
+        "username": comment.author_name or "anonymous",
+        "bio": None,
+        "image": None,
+        "following": False,
+        "commentCount": 0,
+        "guest": comment.author_id is None,
+    }
 
 
-def _comment(comment: CommentView, profiles: dict[uuid.UUID, ProfileView]) -> Comment:
-    return Comment(
-        id=comment.number,
-        createdAt=comment.created_at,
-        updatedAt=comment.updated_at,
-        body=comment.body,
-        author=_author(comment, profiles),
-        status=comment.status,
-    )
+def _comment(comment: CommentView, profiles: dict[uuid.UUID, ProfileView]) -> JSONObject:
+    """A `Comment` as written."""
+    return {
+        "id": comment.number,
+        "createdAt": comment.created_at,
+        "updatedAt": comment.updated_at,
+        "body": comment.body,
+        "author": _author(comment, profiles),
+        "status": comment.status,
+    }
 
 
 async def _authors(
@@ -60,7 +63,7 @@ async def _authors(
 
 async def add_comment(
     upstreams: Upstreams, *, slug: str, viewer: Viewer | None, data: NewComment, limiter: RateLimiter, client: str
-) -> Comment:
+) -> JSONObject:
     """A signed-in user's comment is visible at once; an anonymous one waits for a moderator."""
     if viewer is None:
         await limiter.hit(limiter.limits.comment_anonymous, "comment-anonymous", client)
@@ -86,7 +89,7 @@ async def add_comment(
     return _comment(created, {viewer.user.id: own})
 
 
-async def list_comments(upstreams: Upstreams, *, slug: str, viewer: Viewer | None) -> list[Comment]:
+async def list_comments(upstreams: Upstreams, *, slug: str, viewer: Viewer | None) -> list[JSONObject]:
     """Every visible comment of the post, newest first."""
     identity = identity_of(viewer)
     post = await upstreams.blog.by_slug(slug, identity=identity)
@@ -115,20 +118,20 @@ async def delete_comment(upstreams: Upstreams, *, slug: str, number: int, viewer
     await upstreams.comments.delete(post.id, number, identity=viewer.identity)
 
 
-async def pending(upstreams: Upstreams, *, viewer: Viewer, limit: int, offset: int) -> ModerationQueueResponse:
-    """The moderation queue, oldest first, with each comment's article slug."""
+async def pending(upstreams: Upstreams, *, viewer: Viewer, limit: int, offset: int) -> JSONObject:
+    """The moderation queue, oldest first, with each comment's article slug: a `ModerationQueueResponse`."""
     page = await upstreams.comments.pending(limit=limit, offset=offset, identity=viewer.identity)
     profiles, slugs = await asyncio.gather(
         _authors(upstreams, page.comments, viewer),
         upstreams.blog.slugs({c.post_id for c in page.comments}, identity=viewer.identity),
     )
     comments = [_moderated(comment, profiles, slugs) for comment in page.comments]
-    return ModerationQueueResponse(comments=comments, commentsCount=page.total)
+    return {"comments": comments, "commentsCount": page.total}
 
 
 async def moderate(
     upstreams: Upstreams, *, number: int, viewer: Viewer, approve: bool, reason: str | None
-) -> ModeratedComment:
+) -> JSONObject:
     comment = await upstreams.comments.moderate(number, approve=approve, reason=reason, identity=viewer.identity)
     profiles, slugs = await asyncio.gather(
         _authors(upstreams, [comment], viewer), upstreams.blog.slugs({comment.post_id}, identity=viewer.identity)
@@ -136,9 +139,7 @@ async def moderate(
     return _moderated(comment, profiles, slugs)
 
 
-def _moderated(
-    comment: CommentView, profiles: dict[uuid.UUID, ProfileView], slugs: dict[uuid.UUID, str]
-) -> ModeratedComment:
-    return ModeratedComment(
-        **dict(_comment(comment, profiles)), articleSlug=slugs.get(comment.post_id), reason=comment.moderation_reason
-    )
+def _moderated(comment: CommentView, profiles: dict[uuid.UUID, ProfileView], slugs: dict[uuid.UUID, str]) -> JSONObject:
+    """A `ModeratedComment` as written."""
+    moderated = {"articleSlug": slugs.get(comment.post_id), "reason": comment.moderation_reason}
+    return {**_comment(comment, profiles), **moderated}

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Response, status
 from pydantic import BaseModel, Field
 
+from comm.answers import JSONAnswer
 from comm.querystring import query_model
 from gateway import articles
 from gateway.deps import Upstreams
@@ -56,20 +57,20 @@ Slug = Annotated[str, Path(max_length=200, pattern=r"^[^\x00]*$")]
 
 
 # Declared before `/articles/{slug}`, which would otherwise take "feed" for a slug.
-@router.get("/articles/feed", responses=errors(401))
+@router.get("/articles/feed", response_model=MultipleArticlesResponse, responses=errors(401))
 async def feed(
     viewer: CurrentViewer, upstreams: Upstreams, page: Annotated[PageQuery, Depends(query_model(PageQuery))]
-) -> MultipleArticlesResponse:
+) -> JSONAnswer:
     """Most recent articles by users the viewer follows."""
-    return await articles.feed(upstreams, viewer=viewer, limit=page.limit, offset=page.offset)
+    return JSONAnswer(await articles.feed(upstreams, viewer=viewer, limit=page.limit, offset=page.offset))
 
 
-@router.get("/articles", responses=errors(401))
+@router.get("/articles", response_model=MultipleArticlesResponse, responses=errors(401))
 async def list_articles(
     viewer: OptionalViewer, upstreams: Upstreams, query: Annotated[ListQuery, Depends(query_model(ListQuery))]
-) -> MultipleArticlesResponse:
+) -> JSONAnswer:
     """Most recent articles globally, filtered by tag, author, favorited (usernames) or category."""
-    return await articles.list_articles(
+    found = await articles.list_articles(
         upstreams,
         viewer=viewer,
         tag=query.tag,
@@ -80,28 +81,30 @@ async def list_articles(
         limit=query.limit,
         offset=query.offset,
     )
+    return JSONAnswer(found)
 
 
-@router.post("/articles", status_code=status.HTTP_201_CREATED, responses=errors(401, 413))
-async def create_article(
-    request: NewArticleRequest, viewer: CurrentViewer, upstreams: Upstreams
-) -> SingleArticleResponse:
+@router.post(
+    "/articles", status_code=status.HTTP_201_CREATED, response_model=SingleArticleResponse, responses=errors(401, 413)
+)
+async def create_article(request: NewArticleRequest, viewer: CurrentViewer, upstreams: Upstreams) -> JSONAnswer:
     """Create an article (`"draft": true` keeps it a draft, visible only to its author)."""
-    return SingleArticleResponse(article=await articles.create_article(upstreams, viewer=viewer, data=request.article))
+    article = await articles.create_article(upstreams, viewer=viewer, data=request.article)
+    return JSONAnswer({"article": article}, status_code=status.HTTP_201_CREATED)
 
 
-@router.get("/articles/{slug}", responses=errors(401, 404))
-async def get_article(slug: Slug, viewer: OptionalViewer, upstreams: Upstreams) -> SingleArticleResponse:
-    return SingleArticleResponse(article=await articles.get_article(upstreams, slug=slug, viewer=viewer))
+@router.get("/articles/{slug}", response_model=SingleArticleResponse, responses=errors(401, 404))
+async def get_article(slug: Slug, viewer: OptionalViewer, upstreams: Upstreams) -> JSONAnswer:
+    return JSONAnswer({"article": await articles.get_article(upstreams, slug=slug, viewer=viewer)})
 
 
-@router.put("/articles/{slug}", responses=errors(401, 403, 404, 413))
+@router.put("/articles/{slug}", response_model=SingleArticleResponse, responses=errors(401, 403, 404, 413))
 async def update_article(
     slug: Slug, request: UpdateArticleRequest, viewer: CurrentViewer, upstreams: Upstreams
-) -> SingleArticleResponse:
+) -> JSONAnswer:
     """Update an article (its author only); a new title gives a new slug."""
     article = await articles.update_article(upstreams, slug=slug, viewer=viewer, data=request.article)
-    return SingleArticleResponse(article=article)
+    return JSONAnswer({"article": article})
 
 
 @router.delete(
@@ -115,23 +118,26 @@ async def delete_article(slug: Slug, viewer: CurrentViewer, upstreams: Upstreams
     await articles.delete_article(upstreams, slug=slug, viewer=viewer)
 
 
-@router.post("/articles/{slug}/publish", responses=errors(401, 403, 404))
-async def publish_article(slug: Slug, viewer: CurrentViewer, upstreams: Upstreams) -> SingleArticleResponse:
+@router.post("/articles/{slug}/publish", response_model=SingleArticleResponse, responses=errors(401, 403, 404))
+async def publish_article(slug: Slug, viewer: CurrentViewer, upstreams: Upstreams) -> JSONAnswer:
     """Extension: make a draft public (its author only)."""
-    return SingleArticleResponse(article=await articles.publish_article(upstreams, slug=slug, viewer=viewer))
+    return JSONAnswer({"article": await articles.publish_article(upstreams, slug=slug, viewer=viewer)})
 
 
-@router.post("/articles/{slug}/favorite", tags=["Favorites"], responses=errors(401, 404))
-async def favorite(slug: Slug, viewer: CurrentViewer, upstreams: Upstreams) -> SingleArticleResponse:
-    return SingleArticleResponse(
-        article=await articles.favorite_article(upstreams, slug=slug, viewer=viewer, favorite=True)
-    )
+@router.post(
+    "/articles/{slug}/favorite", tags=["Favorites"], response_model=SingleArticleResponse, responses=errors(401, 404)
+)
+async def favorite(slug: Slug, viewer: CurrentViewer, upstreams: Upstreams) -> JSONAnswer:
+    article = await articles.favorite_article(upstreams, slug=slug, viewer=viewer, favorite=True)
+    return JSONAnswer({"article": article})
 
 
-@router.delete("/articles/{slug}/favorite", tags=["Favorites"], responses=errors(401, 404))
-async def unfavorite(slug: Slug, viewer: CurrentViewer, upstreams: Upstreams) -> SingleArticleResponse:
+@router.delete(
+    "/articles/{slug}/favorite", tags=["Favorites"], response_model=SingleArticleResponse, responses=errors(401, 404)
+)
+async def unfavorite(slug: Slug, viewer: CurrentViewer, upstreams: Upstreams) -> JSONAnswer:
     article = await articles.favorite_article(upstreams, slug=slug, viewer=viewer, favorite=False)
-    return SingleArticleResponse(article=article)
+    return JSONAnswer({"article": article})
 
 
 @router.get("/tags", tags=["Tags"], responses=errors())

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from comm.answers import JSONAnswer
 from gateway import comments
 from gateway.deps import ClientAddress, Limiter, Upstreams
 from gateway.identity import CurrentViewer, OptionalViewer
@@ -24,7 +25,7 @@ Slug = Annotated[str, Path(max_length=200, pattern=r"^[^\x00]*$")]
 CommentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-@router.post("", responses=errors(401, 403, 404, 413, 429))
+@router.post("", response_model=SingleCommentResponse, responses=errors(401, 403, 404, 413, 429))
 async def add_comment(
     slug: Slug,
     request: NewCommentRequest,
@@ -32,18 +33,18 @@ async def add_comment(
     upstreams: Upstreams,
     limiter: Limiter,
     client: ClientAddress,
-) -> SingleCommentResponse:
+) -> JSONAnswer:
     """Comment on an article. Extension: without a token, give `authorName`; the comment waits for a moderator."""
     created = await comments.add_comment(
         upstreams, slug=slug, viewer=viewer, data=request.comment, limiter=limiter, client=client
     )
-    return SingleCommentResponse(comment=created)
+    return JSONAnswer({"comment": created})
 
 
-@router.get("", responses=errors(401, 404))
-async def list_comments(slug: Slug, viewer: OptionalViewer, upstreams: Upstreams) -> MultipleCommentsResponse:
+@router.get("", response_model=MultipleCommentsResponse, responses=errors(401, 404))
+async def list_comments(slug: Slug, viewer: OptionalViewer, upstreams: Upstreams) -> JSONAnswer:
     """The article's visible comments, newest first."""
-    return MultipleCommentsResponse(comments=await comments.list_comments(upstreams, slug=slug, viewer=viewer))
+    return JSONAnswer({"comments": await comments.list_comments(upstreams, slug=slug, viewer=viewer)})
 
 
 @router.delete(
@@ -54,24 +55,24 @@ async def delete_comment(slug: Slug, id: CommentId, viewer: CurrentViewer, upstr
     await comments.delete_comment(upstreams, slug=slug, number=id, viewer=viewer)
 
 
-@moderation.get("", responses=errors(401, 403))
+@moderation.get("", response_model=ModerationQueueResponse, responses=errors(401, 403))
 async def pending(
     viewer: CurrentViewer,
     upstreams: Upstreams,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-) -> ModerationQueueResponse:
+) -> JSONAnswer:
     """Extension: comments waiting for a moderator, oldest first (moderators only)."""
-    return await comments.pending(upstreams, viewer=viewer, limit=limit, offset=offset)
+    return JSONAnswer(await comments.pending(upstreams, viewer=viewer, limit=limit, offset=offset))
 
 
-@moderation.post("/{id}/approve", responses=errors(401, 403, 404))
-async def approve(id: CommentId, viewer: CurrentViewer, upstreams: Upstreams) -> ModeratedComment:  # noqa: A002
+@moderation.post("/{id}/approve", response_model=ModeratedComment, responses=errors(401, 403, 404))
+async def approve(id: CommentId, viewer: CurrentViewer, upstreams: Upstreams) -> JSONAnswer:  # noqa: A002
     """Extension: make a comment visible (moderators only)."""
-    return await comments.moderate(upstreams, number=id, viewer=viewer, approve=True, reason=None)
+    return JSONAnswer(await comments.moderate(upstreams, number=id, viewer=viewer, approve=True, reason=None))
 
 
-@moderation.post("/{id}/reject", responses=errors(401, 403, 404, 413))
-async def reject(id: CommentId, body: Rejection, viewer: CurrentViewer, upstreams: Upstreams) -> ModeratedComment:  # noqa: A002
+@moderation.post("/{id}/reject", response_model=ModeratedComment, responses=errors(401, 403, 404, 413))
+async def reject(id: CommentId, body: Rejection, viewer: CurrentViewer, upstreams: Upstreams) -> JSONAnswer:  # noqa: A002
     """Extension: hide a comment, with the reason (moderators only)."""
-    return await comments.moderate(upstreams, number=id, viewer=viewer, approve=False, reason=body.reason)
+    return JSONAnswer(await comments.moderate(upstreams, number=id, viewer=viewer, approve=False, reason=body.reason))

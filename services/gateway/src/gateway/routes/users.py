@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
+from comm.answers import JSONAnswer
 from gateway import accounts
 from gateway.deps import ClientAddress, Limiter, Upstreams, Validator
 from gateway.identity import CurrentViewer, OptionalViewer
@@ -65,17 +66,17 @@ async def logout_all(viewer: CurrentViewer, upstreams: Upstreams, validator: Val
     validator.forget(viewer.token)
 
 
-@profiles.get("", responses=errors(401, 404))
-async def get_profile(username: UsernamePath, viewer: OptionalViewer, upstreams: Upstreams) -> ProfileResponse:
-    return ProfileResponse(profile=await accounts.get_profile(upstreams, username=username, viewer=viewer))
+@profiles.get("", response_model=ProfileResponse, responses=errors(401, 404))
+async def get_profile(username: UsernamePath, viewer: OptionalViewer, upstreams: Upstreams) -> JSONAnswer:
+    return JSONAnswer({"profile": await accounts.get_profile(upstreams, username=username, viewer=viewer)})
 
 
-@profiles.post("/follow", responses=errors(401, 403, 404))
-async def follow(username: UsernamePath, viewer: CurrentViewer, upstreams: Upstreams) -> ProfileResponse:
+@profiles.post("/follow", response_model=ProfileResponse, responses=errors(401, 403, 404))
+async def follow(username: UsernamePath, viewer: CurrentViewer, upstreams: Upstreams) -> JSONAnswer:
     """Follow a user (a JSON body, if any, is ignored)."""
-    return ProfileResponse(profile=await accounts.follow(upstreams, username=username, viewer=viewer, follow=True))
+    return JSONAnswer({"profile": await accounts.follow(upstreams, username=username, viewer=viewer, follow=True)})
 
 
-@profiles.delete("/follow", responses=errors(401, 403, 404))
-async def unfollow(username: UsernamePath, viewer: CurrentViewer, upstreams: Upstreams) -> ProfileResponse:
-    return ProfileResponse(profile=await accounts.follow(upstreams, username=username, viewer=viewer, follow=False))
+@profiles.delete("/follow", response_model=ProfileResponse, responses=errors(401, 403, 404))
+async def unfollow(username: UsernamePath, viewer: CurrentViewer, upstreams: Upstreams) -> JSONAnswer:
+    return JSONAnswer({"profile": await accounts.follow(upstreams, username=username, viewer=viewer, follow=False)})
