@@ -13,8 +13,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import Stack
 
 from comm.events.testing import wait_until
-from comm.testing import LocalApps, free_port, tokens_of
+from comm.testing import LocalApps, assert_matches_model, free_port, tokens_of
 from comm.tokens import HEADER, Identity, InternalTokens
+from gateway.schemas import (
+    ModeratedComment,
+    ModerationQueueResponse,
+    MultipleArticlesResponse,
+    MultipleCommentsResponse,
+    ProfileResponse,
+    SingleArticleResponse,
+    SingleCommentResponse,
+)
 
 
 async def signup(api: httpx.AsyncClient, prefix: str = "u") -> dict[str, Any]:
@@ -78,6 +87,57 @@ async def test_anonymous_comment_waits_for_a_moderator(stack: Stack, api: httpx.
     assert approved.json()["status"] == "approved"
     visible = (await api.get(f"/articles/{slug}/comments")).json()["comments"]
     assert [(c["id"], c["author"]["guest"]) for c in visible] == [(comment["id"], True)]
+
+
+async def test_every_answer_built_as_plain_data_is_what_its_model_writes(stack: Stack, api: httpx.AsyncClient) -> None:
+    """The gateway builds its articles, comments and profiles as plain data (comm.answers): each answer, signed in
+    and anonymous, with a draft, a guest and a rejection among them, is still exactly its model's shape."""
+    author, reader, moderator = await signup(api), await signup(api, "reader"), await signup(api, "mod")
+    await grant(stack, moderator["username"], "moderator")
+    moderator_auth = await login(api, moderator)
+    draft = {"article": {"title": "Draft", "description": "d", "body": "b", "draft": True}}
+    created = await api.post("/articles", json=draft, headers=author["auth"])
+    assert created.status_code == 201, created.text
+    slug, name = created.json()["article"]["slug"], author["username"]
+    published = await api.post(f"/articles/{slug}/publish", headers=author["auth"])
+    guest = await api.post(f"/articles/{slug}/comments", json={"comment": {"body": "hi", "authorName": "Guest"}})
+    answers = [
+        (created, SingleArticleResponse),
+        (published, SingleArticleResponse),
+        (
+            await api.put(f"/articles/{slug}", json={"article": {"body": "c"}}, headers=author["auth"]),
+            SingleArticleResponse,
+        ),
+        (await api.post(f"/profiles/{name}/follow", headers=reader["auth"]), ProfileResponse),
+        (await api.post(f"/articles/{slug}/favorite", headers=reader["auth"]), SingleArticleResponse),
+        (await api.get(f"/articles/{slug}", headers=reader["auth"]), SingleArticleResponse),
+        (await api.get(f"/articles/{slug}"), SingleArticleResponse),
+        (await api.get(f"/articles?author={name}", headers=reader["auth"]), MultipleArticlesResponse),
+        (await api.get("/articles?tag=no-such-tag"), MultipleArticlesResponse),
+        (await api.get("/articles/feed", headers=reader["auth"]), MultipleArticlesResponse),
+        (await api.delete(f"/articles/{slug}/favorite", headers=reader["auth"]), SingleArticleResponse),
+        (guest, SingleCommentResponse),
+        (
+            await api.post(f"/articles/{slug}/comments", json={"comment": {"body": "me"}}, headers=reader["auth"]),
+            SingleCommentResponse,
+        ),
+        (await api.get(f"/articles/{slug}/comments", headers=reader["auth"]), MultipleCommentsResponse),
+        (await api.get(f"/profiles/{name}"), ProfileResponse),
+        (await api.delete(f"/profiles/{name}/follow", headers=reader["auth"]), ProfileResponse),
+        (await api.get("/moderation/comments?limit=100", headers=moderator_auth), ModerationQueueResponse),
+        (
+            await api.post(
+                f"/moderation/comments/{guest.json()['comment']['id']}/reject",
+                json={"reason": "spam"},
+                headers=moderator_auth,
+            ),
+            ModeratedComment,
+        ),
+    ]
+    for answer, model in answers:
+        assert answer.status_code in (200, 201), (str(answer.url), answer.text)
+        assert answer.headers["content-type"] == "application/json"
+        assert_matches_model(answer.json(), model)
 
 
 async def test_an_anonymous_comment_may_not_go_by_a_registered_users_name(api: httpx.AsyncClient) -> None:
