@@ -229,15 +229,15 @@ def _drafts(drafts: Drafts) -> ColumnElement[bool]:
 
 
 def _answer(row: asyncpg.Record) -> JSONObject:
-    """A row of `_select_posts` as `PostSummary` writes it: the API's names (comm.answers)."""
+    """A row of `_select_posts` as `PostSummary` writes it: the API's names, ids as text (comm.answers)."""
     return {
-        "id": row["id"],
+        "id": str(row["id"]),
         "slug": row["slug"],
         "title": row["title"],
         "description": row["description"],
         "tagList": list(row["tag_list"]),
         "category": {"slug": row["category_slug"], "name": row["category_name"]} if row["category_slug"] else None,
-        "author_id": row["author_id"],
+        "author_id": str(row["author_id"]),
         "author": author_of(row),
         "published": row["published_at"] is not None,
         "publishedAt": row["published_at"],

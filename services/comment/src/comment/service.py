@@ -160,14 +160,27 @@ def _stored(comment: Comment) -> CommentOut:
     return CommentOut.model_validate(fields)
 
 
-# CommentOut's fields as a row of `_with_authors` has them, and the names CommentOut writes them under.
-_WRITTEN = {key: field.serialization_alias or key for key, field in CommentOut.model_fields.items() if key != "author"}
-
-
 def _answer(row: Mapping[str, Any] | asyncpg.Record) -> JSONObject:
-    """A row of `_with_authors` (a row's mapping, or a Record) as CommentOut writes it (comm.answers); extra columns
-    (the page's total) are left out."""
-    return {**{name: row[key] for key, name in _WRITTEN.items()}, "author": author_of(row)}
+    """A row of `_with_authors` (a row's mapping, or a Record) as CommentOut writes it, ids as text (comm.answers);
+    extra columns (the page's total) are left out."""
+    return {
+        "id": str(row["id"]),
+        "number": row["number"],
+        "post_id": str(row["post_id"]),
+        "author_id": _text(row["author_id"]),
+        "author_name": row["author_name"],
+        "body": row["body"],
+        "status": row["status"],
+        "moderation_reason": row["moderation_reason"],
+        "moderator_id": _text(row["moderator_id"]),
+        "author": author_of(row),
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+    }
+
+
+def _text(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
 
 
 # A post's approved comments, built once with bind parameters; the total rides on every row (a window count over
