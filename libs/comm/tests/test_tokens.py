@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI
 
 from comm.errors import install_error_handlers
 from comm.keys import development_key, encode_public_key, format_public_keys, generate_key
+from comm.reads import Read, Reader, read_as, viewer_of
 from comm.settings import CommSettings
 from comm.tokens import (
     GATEWAY,
@@ -59,7 +60,22 @@ def _app(public_keys: str = format_public_keys((n, k[0]) for n, k in PUBLIC_KEYS
     async def shared(identity: Annotated[Identity, Depends(identity_from(GATEWAY, "comment"))]) -> dict[str, object]:
         return {"caller": identity.caller}
 
+    app.state.read_pool = READ_POOL  # what comm.reads hands a read, here a stand-in (no query is made)
+
+    @app.get("/read")
+    async def read(read: Reader) -> dict[str, object]:
+        return {"viewer": str(read.caller), "pool": read.db is READ_POOL}
+
+    shared_read = read_as(viewer_of, callers=(GATEWAY, "comment"))
+
+    @app.get("/read-shared")
+    async def read_shared(read: Annotated[Read[uuid.UUID | None], Depends(shared_read)]) -> dict[str, object]:
+        return {"viewer": read.caller}
+
     return app
+
+
+READ_POOL = object()
 
 
 @pytest.fixture
@@ -254,3 +270,18 @@ def test_a_token_for_another_audience_is_refused_every_time() -> None:
     for _ in range(2):  # a refusal is never cached as an identity
         with pytest.raises(InvalidInternalToken):
             receiver.verify(token)
+
+
+async def test_a_read_gets_the_pool_and_the_viewer_in_one_dependency_with_the_same_checks(
+    client: httpx.AsyncClient,
+) -> None:
+    """comm.reads: the caller checks of from_identity (401, 403, the callers named), and the OpenAPI says so."""
+    from_gateway = {HEADER: _tokens().mint(audience="blog", identity=USER)}
+    assert (await client.get("/read", headers=from_gateway)).json() == {"viewer": str(USER.user_id), "pool": True}
+    assert (await client.get("/read")).status_code == 401
+    assert (await client.get("/read", headers={HEADER: "not.a.token"})).status_code == 401
+    service = {HEADER: _tokens("comment").mint(audience="blog", identity=Identity())}
+    assert (await client.get("/read", headers=service)).status_code == 403
+    assert (await client.get("/read-shared", headers=service)).json() == {"viewer": None}
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert paths["/read"]["get"]["security"] == paths["/whoami"]["get"]["security"] == [{"internalToken": []}]

@@ -32,17 +32,14 @@ from blog.schemas import (
 )
 from comm.answers import JSONAnswer
 from comm.callers import CurrentUserId, SignedIn, SignInRequired, is_admin
-from comm.db import ReadDatabase, ReadSession, Session
+from comm.db import ReadSession, Session
 from comm.querystring import query_model
-from comm.tokens import GATEWAY, CallerIdentity, Identity, from_identity
+from comm.reads import Read, Reader, read_as, viewer_of
+from comm.tokens import GATEWAY, CallerIdentity
 
 router = APIRouter(tags=["posts"])
 MAX_LIMIT = 100
 MAX_OFFSET = 2**62
-
-
-def _viewer(identity: Identity) -> uuid.UUID | None:
-    return identity.user_id
 
 
 async def _admin(identity: SignedIn) -> None:
@@ -56,9 +53,8 @@ async def _page(
     return Page(limit=limit, offset=offset)
 
 
-Viewer = Annotated[uuid.UUID | None, Depends(from_identity(_viewer))]
 # Comment asks too, whether a post is there and public for the commenter (comment/posts.py).
-PostViewer = Annotated[uuid.UUID | None, Depends(from_identity(_viewer, callers=(GATEWAY, "comment")))]
+PostReader = Annotated[Read[uuid.UUID | None], Depends(read_as(viewer_of, callers=(GATEWAY, "comment")))]
 Paging = Annotated[Page, Depends(_page)]
 
 
@@ -80,11 +76,9 @@ class ListQuery(BaseModel):
 
 
 @router.get("/posts", response_model=PostList)
-async def list_posts(
-    db: ReadDatabase, viewer: Viewer, query: Annotated[ListQuery, Depends(query_model(ListQuery))]
-) -> JSONAnswer:
+async def list_posts(read: Reader, query: Annotated[ListQuery, Depends(query_model(ListQuery))]) -> JSONAnswer:
     """Posts matching every filter given, newest first; `drafts=mine|only` adds the viewer's drafts."""
-    if query.drafts is not Drafts.NONE and viewer is None:
+    if query.drafts is not Drafts.NONE and read.caller is None:
         raise SignInRequired()
     where = PostFilter(
         tag=query.tag,
@@ -94,34 +88,34 @@ async def list_posts(
         drafts=query.drafts,
     )
     page = Page(limit=query.limit, offset=query.offset)
-    return JSONAnswer(await queries.list_posts(db, viewer=viewer, where=where, page=page))
+    return JSONAnswer(await queries.list_posts(read.db, viewer=read.caller, where=where, page=page))
 
 
 @router.post("/posts/feed", response_model=PostList)
-async def feed(data: FeedIn, db: ReadDatabase, viewer: Viewer, page: Paging) -> JSONAnswer:
+async def feed(data: FeedIn, read: Reader, page: Paging) -> JSONAnswer:
     """Published posts by any of `author_ids`, newest first."""
     where = PostFilter(author_ids=data.author_ids)
-    return JSONAnswer(await queries.list_posts(db, viewer=viewer, where=where, page=page))
+    return JSONAnswer(await queries.list_posts(read.db, viewer=read.caller, where=where, page=page))
 
 
 @router.post("/posts/lookup", response_model=PostBatch)
-async def lookup(data: LookupIn, db: ReadDatabase, viewer: Viewer) -> JSONAnswer:
+async def lookup(data: LookupIn, read: Reader) -> JSONAnswer:
     """Several posts by id at once (those that exist and the viewer may see)."""
-    return JSONAnswer(await queries.lookup_posts(db, viewer=viewer, ids=data.ids))
+    return JSONAnswer(await queries.lookup_posts(read.db, viewer=read.caller, ids=data.ids))
 
 
 @router.get("/posts/by-slug/{slug}", response_model=PostOut)
-async def get_post_by_slug(slug: Annotated[Text, Path(max_length=200)], db: ReadDatabase, viewer: Viewer) -> JSONAnswer:
-    post = await queries.get_post(db, viewer=viewer, slug=slug)
+async def get_post_by_slug(slug: Annotated[Text, Path(max_length=200)], read: Reader) -> JSONAnswer:
+    post = await queries.get_post(read.db, viewer=read.caller, slug=slug)
     if post is None:
         raise PostNotFound()
     return JSONAnswer(post)
 
 
 @router.get("/posts/{post_id}", response_model=PostOut)
-async def get_post(post_id: uuid.UUID, db: ReadDatabase, viewer: PostViewer) -> JSONAnswer:
+async def get_post(post_id: uuid.UUID, read: PostReader) -> JSONAnswer:
     """One post (`BlogServiceClient.get_post`); someone else's draft is 404, also for a service calling on its own."""
-    post = await queries.get_post(db, viewer=viewer, post_id=post_id)
+    post = await queries.get_post(read.db, viewer=read.caller, post_id=post_id)
     if post is None:
         raise PostNotFound()
     return JSONAnswer(post)

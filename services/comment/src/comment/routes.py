@@ -9,9 +9,10 @@ from pydantic import BaseModel, Field
 from comm.answers import JSONAnswer
 from comm.appstate import app_state
 from comm.callers import SignedIn, is_moderator
-from comm.db import ReadDatabase, ReadSession, Session
+from comm.db import ReadSession, Session
 from comm.http.clients import BlogServiceClient
 from comm.querystring import query_model
+from comm.reads import Reader
 from comm.tokens import CallerIdentity
 from comment import service
 from comment.errors import NotModerator
@@ -54,9 +55,9 @@ async def create_comment(
 
 
 @router.get("/posts/{post_id}/comments", response_model=CommentPage)
-async def list_comments(post_id: uuid.UUID, db: ReadDatabase, _: CallerIdentity, page: Paging) -> JSONAnswer:
-    """A post's approved comments, newest first, with their total."""
-    return JSONAnswer(await service.list_comments(db, post_id=post_id, limit=page.limit, offset=page.offset))
+async def list_comments(post_id: uuid.UUID, read: Reader, page: Paging) -> JSONAnswer:
+    """A post's approved comments, newest first, with their total (the same for every viewer)."""
+    return JSONAnswer(await service.list_comments(read.db, post_id=post_id, limit=page.limit, offset=page.offset))
 
 
 @router.delete("/posts/{post_id}/comments/{number}", status_code=status.HTTP_204_NO_CONTENT)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path
 from comm.callers import CurrentUserId
 from comm.db import ReadDatabase, Session
 from comm.querystring import query_model
-from comm.tokens import CallerIdentity
+from comm.reads import Reader
 from user import service
 from user.schemas import (
     USERNAME_PATTERN,
@@ -28,9 +28,9 @@ Lookups = Annotated[LookupQuery, Depends(query_model(LookupQuery))]
 
 
 @router.get("")
-async def lookup(query: Lookups, db: ReadDatabase, identity: CallerIdentity) -> ProfilesOut:
+async def lookup(query: Lookups, read: Reader) -> ProfilesOut:
     """Batch: `?ids=<uuid>,<uuid>&usernames=a,b` (at most 100 together); unknown ones are left out."""
-    profiles = await service.lookup_profiles(db, lookup=query.lookup(), viewer_id=identity.user_id)
+    profiles = await service.lookup_profiles(read.db, lookup=query.lookup(), viewer_id=read.caller)
     return ProfilesOut(profiles=profiles)
 
 
@@ -46,8 +46,8 @@ async def update_me(data: ProfileUpdateIn, session: Session, user_id: CurrentUse
 
 
 @router.get("/by-username/{username}")
-async def by_username(username: UsernamePath, db: ReadDatabase, identity: CallerIdentity) -> ProfileOut:
-    return await service.get_profile_by_username(db, username=username, viewer_id=identity.user_id)
+async def by_username(username: UsernamePath, read: Reader) -> ProfileOut:
+    return await service.get_profile_by_username(read.db, username=username, viewer_id=read.caller)
 
 
 @router.post("/by-username/{username}/follow")
@@ -61,8 +61,8 @@ async def unfollow(username: UsernamePath, session: Session, user_id: CurrentUse
 
 
 @router.get("/{user_id}")
-async def by_id(user_id: uuid.UUID, db: ReadDatabase, identity: CallerIdentity) -> ProfileOut:
-    return await service.get_profile(db, user_id=user_id, viewer_id=identity.user_id)
+async def by_id(user_id: uuid.UUID, read: Reader) -> ProfileOut:
+    return await service.get_profile(read.db, user_id=user_id, viewer_id=read.caller)
 
 
 @router.put("/{user_id}")

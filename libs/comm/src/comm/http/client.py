@@ -235,9 +235,7 @@ class ServiceClient:
             raise status_error(answer, downstream=self.downstream)
         return answer
 
-    def _url(
-        self, path: str, path_params: Mapping[str, object] | None, params: Mapping[str, str | int] | None
-    ) -> str:
+    def _url(self, path: str, path_params: Mapping[str, object] | None, params: Mapping[str, str | int] | None) -> str:
         if path_params:
             # Each value is one path segment: a slug with "/" or ".." must not reach another route.
             path = path.format_map({key: _segment(value) for key, value in path_params.items()})
