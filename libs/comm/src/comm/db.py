@@ -212,7 +212,8 @@ _ASYNCPG = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
 Session = Annotated[AsyncSession, Depends(get_session)]
 ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
-ReadDatabase = Annotated[ReadPool, Depends(app_state("read_pool", ReadPool))]
+read_pool = app_state("read_pool", ReadPool)  # the app's ReadPool, kept in the lifespan
+ReadDatabase = Annotated[ReadPool, Depends(read_pool)]
 
 
 async def ensure_database(url: str) -> None:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request
 
-from comm.db import ReadPool
+from comm.db import ReadPool, read_pool
 from comm.openapi import requires
 from comm.tokens import GATEWAY, SCHEME, Identity, from_identity
 
@@ -40,8 +40,7 @@ def read_as(
     identity = from_identity(derive, callers=callers)
 
     async def read(request: Request) -> Read[T]:
-        pool: ReadPool = request.app.state.read_pool
-        return Read(db=pool, caller=await identity(request))
+        return Read(db=await read_pool(request), caller=await identity(request))
 
     return requires([{SCHEME: []}])(read)
 
