@@ -22,9 +22,9 @@ class Small(BaseModel):
 
 def test_plain_data_is_written_as_to_json_writes_it() -> None:
     content = {
-        "text": "naïve — ✓ \"quoted\" \\ \n",
+        "text": 'naïve — ✓ "quoted" \\ \n',
         "int": 7,
-        "negative": -2**40,
+        "negative": -(2**40),
         "float": 0.1,
         "bool": True,
         "none": None,

@@ -30,6 +30,7 @@ from comm.settings import CommSettings
 # The labels of the author's columns in a joined read (`author_columns`), read back by `author_of`.
 _PREFIX = "author_"
 _FIELDS = ("username", "bio", "image", "comment_count")
+_LABELS = tuple(_PREFIX + name for name in _FIELDS)
 
 
 class AuthorOut(BaseModel):
@@ -59,20 +60,23 @@ def add_authors_table(metadata: MetaData) -> Table:
 
 def author_columns(authors: Table) -> list[Label[Any]]:
     """The author's columns for a query that LEFT JOINs `authors`, labelled for `author_of`."""
-    return [authors.c[name].label(_PREFIX + name) for name in _FIELDS]
+    return [authors.c[name].label(label) for name, label in zip(_FIELDS, _LABELS, strict=True)]
 
 
 def author_of(row: Mapping[str, Any] | asyncpg.Record) -> JSONObject | None:
     """The author of a row selected with `author_columns` (a row's mapping, or an asyncpg Record) as `AuthorOut`
     writes it (comm.answers); None when the read model has no row for them yet."""
-    if row[_PREFIX + "username"] is None:
+    return author_answer(*(row[label] for label in _LABELS))
+
+
+def author_answer(
+    username: str | None, bio: str | None, image: str | None, comment_count: int | None
+) -> JSONObject | None:
+    """The values of `author_columns`, in their order, as `AuthorOut` writes them; None for a missing author (a
+    LEFT JOIN that found no row). For a read that takes its rows apart by position (blog's posts)."""
+    if username is None:
         return None
-    return {
-        "username": row[_PREFIX + "username"],
-        "bio": row[_PREFIX + "bio"],
-        "image": row[_PREFIX + "image"],
-        "commentCount": row[_PREFIX + "comment_count"],
-    }
+    return {"username": username, "bio": bio, "image": image, "commentCount": comment_count}
 
 
 async def apply_profile(session: AsyncSession, authors: Table, event: ProfileUpdated) -> None:

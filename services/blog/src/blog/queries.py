@@ -36,7 +36,7 @@ from sqlalchemy.types import Uuid
 from blog.models import AUTHORS, Category, Favorite, Post
 from blog.schemas import CategoryOut, PostOut, Tags
 from comm.answers import JSONObject
-from comm.authors import author_columns, author_of
+from comm.authors import author_answer, author_columns
 from comm.db import ReadPool, Statement
 from comm.timestamps import api_timestamp_column, format_api_timestamp
 
@@ -90,24 +90,49 @@ _SUMMARY_COLUMNS = (
 
 
 def _select_posts(*, body: bool) -> Select[*tuple[Any, ...]]:
-    """Posts' columns with their category, their author and whether the viewer favorited them (no filter yet).
+    """Posts' columns with their category, their author and whether the viewer favorited them (no filter yet), in
+    the order `_answer` unpacks them; the body, and any column a statement adds, after them.
 
     Lists leave the body out: up to 100 000 characters each, unread.
     """
     favorited = exists().where(Favorite.post_id == Post.id, Favorite.user_id == _VIEWER)
-    return (
+    statement = (
         select(
             *_SUMMARY_COLUMNS,
-            *((Post.body,) if body else ()),
             Category.slug.label("category_slug"),
             Category.name.label("category_name"),
             favorited.label("favorited"),
             *author_columns(AUTHORS),
+            *((Post.body,) if body else ()),
         )
         .select_from(Post)
         .outerjoin(Category, Post.category_id == Category.id)
         .outerjoin(AUTHORS, AUTHORS.c.user_id == Post.author_id)
     )
+    selected = tuple(column.key for column in statement.selected_columns)[: len(_ANSWERED_COLUMNS)]
+    if selected != _ANSWERED_COLUMNS:
+        raise RuntimeError(f"_answer unpacks {_ANSWERED_COLUMNS}, the statement selects {selected}")
+    return statement
+
+
+# What `_answer` unpacks, by position: a Record read by name pays a lookup per field (a page of 20 built in 27 µs by
+# name, 15 µs unpacked, in a loop). `_select_posts` checks its statement selects these first, in this order.
+_ANSWERED_COLUMNS = (
+    "id",
+    "slug",
+    "title",
+    "description",
+    "tag_list",
+    "author_id",
+    "published_at",
+    "favorites_count",
+    "created_at",
+    "updated_at",
+    "category_slug",
+    "category_name",
+    "favorited",
+    *(column.key for column in author_columns(AUTHORS)),
+)
 
 
 POST_BY_ID = Statement(_select_posts(body=True).where(Post.id == bindparam("post_id", type_=Uuid), _VISIBLE))
@@ -230,21 +255,25 @@ def _drafts(drafts: Drafts) -> ColumnElement[bool]:
 
 def _answer(row: asyncpg.Record) -> JSONObject:
     """A row of `_select_posts` as `PostSummary` writes it: the API's names, ids as text (comm.answers)."""
+    (
+        post_id, slug, title, description, tag_list, author_id, published_at, favorites_count, created_at, updated_at,
+        category_slug, category_name, favorited, *author,
+    ) = row[: len(_ANSWERED_COLUMNS)]  # fmt: skip
     return {
-        "id": str(row["id"]),
-        "slug": row["slug"],
-        "title": row["title"],
-        "description": row["description"],
-        "tagList": list(row["tag_list"]),
-        "category": {"slug": row["category_slug"], "name": row["category_name"]} if row["category_slug"] else None,
-        "author_id": str(row["author_id"]),
-        "author": author_of(row),
-        "published": row["published_at"] is not None,
-        "publishedAt": row["published_at"],
-        "createdAt": row["created_at"],
-        "updatedAt": row["updated_at"],
-        "favorited": row["favorited"],
-        "favoritesCount": row["favorites_count"],
+        "id": str(post_id),
+        "slug": slug,
+        "title": title,
+        "description": description,
+        "tagList": list(tag_list),
+        "category": {"slug": category_slug, "name": category_name} if category_slug else None,
+        "author_id": str(author_id),
+        "author": author_answer(*author),
+        "published": published_at is not None,
+        "publishedAt": published_at,
+        "createdAt": created_at,
+        "updatedAt": updated_at,
+        "favorited": favorited,
+        "favoritesCount": favorites_count,
     }
 
 
