@@ -43,6 +43,7 @@ def test_what_orjson_would_write_otherwise_is_written_as_pydantic_writes_it() ->
         "uuid": uuid.UUID("b17d5b7b-aae3-41e4-b911-a92642100316"),
         "asyncpg uuid": AsyncpgUUID("b17d5b7b-aae3-41e4-b911-a92642100316"),
         "decimal": Decimal("1.50"),
+        "big int": 2**70,
         "enum": Colour.RED,
         "model": Small(name="x"),
     }

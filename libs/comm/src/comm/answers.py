@@ -12,20 +12,22 @@ against that model's JSON schema (`comm.testing.assert_matches_model`), so the m
 the shape. Writes and rare reads keep returning models.
 
 Ids go in as text (`str(row["id"])`): asyncpg decodes a uuid column to its own subclass of `uuid.UUID`, which
-`to_json` writes by a slow path, about 4 µs each against 0.1 µs for the text (0.2 µs to make it): the two ids of each
-post of a page cost more than everything else `to_json` did for it.
+`to_json` writes by a slow path, about 4 µs each against 0.1 µs for the text (0.2 µs to make it), and orjson not at
+all (it goes to the fallback below): the two ids of each post of a page cost more than everything else `to_json` did
+for it.
 
 The writer is orjson, not `to_json`: for plain data it is the faster of the two by about four (blog's page of 20,
 in a loop: 4.7 µs against 20 µs; in the running service, sampled by py-spy under `make bench`'s load, `to_json`
 was 8 % of the page's CPU). What orjson would write differently from pydantic (datetimes: `+00:00` where pydantic
 writes `Z`) or not at all (decimals, asyncpg's UUID subclass, models) goes to pydantic-core's `to_jsonable_python`
-instead, so an answer reads the same whichever writes it (libs/comm/tests/test_answers.py).
+instead, and an integer past 64 bits, which orjson refuses outright, sends the whole answer to `to_json`: an answer
+reads the same whichever writes it (libs/comm/tests/test_answers.py).
 """
 
 from typing import Any
 
 import orjson
-from pydantic_core import to_jsonable_python
+from pydantic_core import to_json, to_jsonable_python
 from starlette.responses import Response
 
 # An answer built as plain data, in the names its model writes (`{"article": {...}}`).
@@ -38,4 +40,7 @@ class JSONAnswer(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, default=to_jsonable_python, option=orjson.OPT_PASSTHROUGH_DATETIME)
+        try:
+            return orjson.dumps(content, default=to_jsonable_python, option=orjson.OPT_PASSTHROUGH_DATETIME)
+        except TypeError:  # an integer past 64 bits: orjson refuses it without asking `default`
+            return to_json(content)
