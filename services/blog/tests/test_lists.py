@@ -163,3 +163,34 @@ async def test_a_page_costs_the_same_queries_whatever_its_size(
     page = (await client.get("/posts", params={"author_id": str(author.id)}, headers=fan.headers)).json()
     assert [post["favorited"] for post in page["posts"]] == [i % 2 == 1 for i in range(12)]
     assert [post["favoritesCount"] for post in page["posts"]] == [i % 2 for i in range(12)]
+
+
+def test_a_post_row_is_taken_apart_in_the_order_its_statement_selects() -> None:
+    # _answer unpacks rows by position; each column here holds its own name, so any two out of step show. A list's
+    # statement is the summary's with its total added after (blog.queries._list_statements).
+    from blog.queries import _answer, _select_posts
+
+    for statement in (_select_posts(body=True), _select_posts(body=False)):
+        names = [column.key for column in statement.selected_columns]
+        row = tuple(["<tag_list>"] if name == "tag_list" else f"<{name}>" for name in names)
+        assert _answer(row) == {  # type: ignore[arg-type]  # a tuple unpacks as a Record does
+            "id": "<id>",
+            "slug": "<slug>",
+            "title": "<title>",
+            "description": "<description>",
+            "tagList": ["<tag_list>"],
+            "category": {"slug": "<category_slug>", "name": "<category_name>"},
+            "author_id": "<author_id>",
+            "author": {
+                "username": "<author_username>",
+                "bio": "<author_bio>",
+                "image": "<author_image>",
+                "commentCount": "<author_comment_count>",
+            },
+            "published": True,
+            "publishedAt": "<published_at>",
+            "createdAt": "<created_at>",
+            "updatedAt": "<updated_at>",
+            "favorited": "<favorited>",
+            "favoritesCount": "<favorites_count>",
+        }
