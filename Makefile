@@ -60,7 +60,7 @@ bench-http: install ## Benchmark the ServiceClient proxy against the backend dir
 bench-events: install ## Benchmark outbox-to-handler latency and throughput against raw aio-pika
 	$(UV) run --frozen python bench/events.py
 
-bench-instructions: install ## Instructions per request of blog's read by slug and page of 20, in process, by callgrind (needs valgrind)
+bench-instructions: install ## Instructions per request of blog's two hot reads and the gateway's article read, by callgrind (needs valgrind)
 	$(UV) run --frozen python bench/instructions.py
 
 k8s-secrets: install ## Write infra/k8s/base/secrets/ (git-ignored): random passwords and auth's key, for kustomize
