@@ -81,7 +81,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     if settings.trusted_proxies:  # outermost, so the access log and the rate limits see the client behind them
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
-    # Each router carries its whole prefix (`/api/...`), which its routes' paths hold (comm.routing).
-    add_routes(app, users.router, users.profiles, articles.router, comments.router, comments.moderation)
+    # Each router carries its whole prefix (`/api/...`), which its routes' paths hold (comm.routing). In order of
+    # traffic, reads first: FastAPI tries the routes in turn, about 11K instructions for each one a request passes
+    # (bench/instructions.py: the signed-in article read 2.04M -> 1.95M with the eight user routes behind it).
+    add_routes(app, articles.router, comments.router, users.profiles, users.router, comments.moderation)
     document_security(app, {TOKEN_SCHEME: TOKEN})
     return app
