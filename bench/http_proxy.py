@@ -39,7 +39,7 @@ from pydantic import BaseModel
 from comm.http.client import ServiceClient
 from comm.metrics import setup_metrics
 from comm.settings import CommSettings
-from comm.telemetry import telemetry_config, tracer_provider
+from comm.telemetry import NO_NATIVE_TELEMETRY, TracingMiddleware, tracer_provider
 from comm.tokens import Identity
 
 TRANSPORTS = ("comm", "comm-traced", "aiohttp", "httpx-aiohttp", "httpx")
@@ -119,8 +119,9 @@ def proxy_app(transport: str, backend_url: str) -> FastAPI:
 
     if transport == "comm-traced":
         provider = tracer_provider(CommSettings(service_name="bench-proxy"))
-        app = FastAPI(lifespan=lifespan, telemetry=telemetry_config(provider))
+        app = FastAPI(lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY)
         setup_metrics(app, "bench-proxy")
+        app.add_middleware(TracingMiddleware, tracer_provider=provider)
     else:
         app = FastAPI(lifespan=lifespan)
 

@@ -18,7 +18,7 @@ from comm.http.client import ServiceClient
 from comm.logs import log_config
 from comm.metrics import setup_metrics
 from comm.settings import CommSettings
-from comm.telemetry import LOG_FORMAT, install_log_trace_ids, telemetry_config, tracer_provider
+from comm.telemetry import LOG_FORMAT, NO_NATIVE_TELEMETRY, TracingMiddleware, install_log_trace_ids, tracer_provider
 from comm.testing import serve
 
 log = logging.getLogger("telemetry-test")
@@ -31,8 +31,9 @@ class Item(BaseModel):
 
 def _backend(exporter: InMemorySpanExporter) -> FastAPI:
     provider = tracer_provider(CommSettings(service_name="backend-test"), span_processor=SimpleSpanProcessor(exporter))
-    app = FastAPI(telemetry=telemetry_config(provider))
+    app = FastAPI(telemetry=NO_NATIVE_TELEMETRY)
     setup_metrics(app, "backend-test")
+    app.add_middleware(TracingMiddleware, tracer_provider=provider)
 
     @app.get("/items/{item_id}")
     async def get_item(item_id: int) -> Item:
@@ -54,7 +55,8 @@ def _front(exporter: InMemorySpanExporter, backend_url: str) -> FastAPI:
             yield
 
     provider = tracer_provider(settings, span_processor=SimpleSpanProcessor(exporter))
-    app = FastAPI(lifespan=lifespan, telemetry=telemetry_config(provider))
+    app = FastAPI(lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY)
+    app.add_middleware(TracingMiddleware, tracer_provider=provider)
 
     @app.get("/front/{item_id}")
     async def front(item_id: int) -> Item:
@@ -100,6 +102,47 @@ async def test_one_trace_across_two_services_and_metrics_by_template(caplog: pyt
         in metrics
     )
     assert "/no/such/path" not in metrics
+
+
+async def test_a_request_is_one_server_span_with_its_route_status_and_error() -> None:
+    """TracingMiddleware is the app's only server span (FastAPI's native telemetry is off), with the stable HTTP
+    attributes; a failure is an error span with the exception; probes are not traced."""
+    exporter = InMemorySpanExporter()
+    backend = _backend(exporter)
+
+    @backend.get("/broken")
+    async def broken() -> None:
+        raise RuntimeError("out of order")
+
+    async with serve(backend) as backend_url, httpx.AsyncClient(base_url=backend_url) as client:
+        assert (await client.get("/items/7", params={"q": "x"})).status_code == 200
+        assert (await client.get("/no/such/path")).status_code == 404
+        assert (await client.get("/broken")).status_code == 500
+        assert (await client.get("/metrics")).status_code == 200
+
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert sorted(spans) == ["GET", "GET /broken", "GET /items/{item_id}"]  # one each; no span for /metrics
+    item = spans["GET /items/{item_id}"]
+    assert item.kind is trace.SpanKind.SERVER
+    assert item.parent is None
+    assert dict(item.attributes or {}) == {
+        "http.request.method": "GET",
+        "url.scheme": "http",
+        "url.path": "/items/7",
+        "network.protocol.version": "1.1",
+        "http.route": "/items/{item_id}",
+        "http.response.status_code": 200,
+    }
+    assert item.status.status_code is trace.StatusCode.UNSET
+    unmatched = spans["GET"]
+    assert unmatched.attributes is not None
+    assert unmatched.attributes["http.response.status_code"] == 404
+    assert "http.route" not in unmatched.attributes
+    failed = spans["GET /broken"]
+    assert failed.attributes is not None
+    assert failed.status.status_code is trace.StatusCode.ERROR
+    assert (failed.attributes["http.response.status_code"], failed.attributes["error.type"]) == (500, "500")
+    assert [event.name for event in failed.events] == ["exception"]
 
 
 def test_log_records_outside_a_span_carry_placeholder_ids(caplog: pytest.LogCaptureFixture) -> None:

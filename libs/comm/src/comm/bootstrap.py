@@ -3,8 +3,8 @@ probes.
 
 The request path is the cost of every call between services, so each concern is one ASGI layer or none: the body
 cap is comm.bodylimit's (FastAPI's own `max_body_size` answers a declared oversize body in plain text, outside the
-error shape, whatever the handlers render), the deadline comm.deadlines', tracing is FastAPI's native telemetry
-(comm.telemetry), metrics comm.metrics' one middleware; the error shape, internal tokens and
+error shape, whatever the handlers render), the deadline comm.deadlines', tracing comm.telemetry's one middleware
+(FastAPI's native telemetry off), metrics comm.metrics' one middleware; the error shape, internal tokens and
 probes are handlers and routes.
 """
 
@@ -23,7 +23,7 @@ from comm.health import ReadyCheck, Worker, add_health_routes, database_check, w
 from comm.metrics import setup_metrics
 from comm.openapi import document_queries
 from comm.settings import CommSettings
-from comm.telemetry import telemetry_config, tracer_provider
+from comm.telemetry import NO_NATIVE_TELEMETRY, TracingMiddleware, tracer_provider
 from comm.tokens import setup_internal_tokens
 
 
@@ -44,9 +44,9 @@ def service_app(
     with `start_worker`. With
     `expose_metrics=False` the app does not serve `/metrics` itself (see comm.metrics.serve_metrics). The app's
     tracer provider is `app.state.tracer_provider`; tests add an exporter as `span_processor`. `app_class` is a
-    FastAPI subclass for an app that must act before FastAPI's own telemetry (the gateway's edge)."""
+    FastAPI subclass for an app that must act around every layer (the gateway's edge)."""
     provider = tracer_provider(settings, span_processor=span_processor)
-    app = app_class(**fastapi, telemetry=telemetry_config(provider))
+    app = app_class(**fastapi, telemetry=NO_NATIVE_TELEMETRY)
     app.add_middleware(DeadlineMiddleware, default_seconds=settings.request_deadline_seconds)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.state.settings = settings
@@ -62,6 +62,7 @@ def service_app(
     setup_internal_tokens(app, settings)
     document_queries(app)
     setup_metrics(app, settings.service_name, expose=expose_metrics)
+    app.add_middleware(TracingMiddleware, tracer_provider=provider)  # outermost of these: the others run in its span
     add_health_routes(app, checks=ready_checks)
     return app
 

@@ -6,8 +6,9 @@ A public request starts a trace of its own: a client's `traceparent`/`tracestate
 request's spans, log lines, outbox rows and AMQP headers carry (and whether they are sampled), and its `baggage`
 would ride into every service and every event (8 KB of it per outbox row). `GATEWAY_TRUST_TRACEPARENT=true` keeps
 `traceparent`/`tracestate` for a deployment whose ingress or front end starts the traces; `baggage` is dropped
-always (nothing in the platform reads it). FastAPI's native telemetry reads the trace context before any
-middleware runs, so the edge is the app's own `__call__` (`EdgeApp`), not a middleware.
+always (nothing in the platform reads it). The edge is the app's own `__call__` (`EdgeApp`), not a middleware: it
+acts around every layer, so what it drops is gone before tracing reads the trace context, and its headers are on
+every answer, the 500s Starlette's outermost error layer renders and CORS preflights included.
 """
 
 from functools import partial
@@ -57,8 +58,8 @@ class EdgeMiddleware:
 
 
 class EdgeApp(FastAPI):
-    """The gateway's app: every request passes the edge (`guard`) before FastAPI's native telemetry reads its
-    trace context, so a dropped `traceparent` starts a new trace rather than continuing the client's."""
+    """The gateway's app: every request passes the edge (`guard`) before any layer of the app, tracing's reading of
+    the trace context included, so a dropped `traceparent` starts a new trace rather than continuing the client's."""
 
     _edge: ASGIApp | None = None
 
