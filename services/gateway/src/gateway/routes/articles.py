@@ -8,8 +8,8 @@ from pydantic import BaseModel, Field
 from comm.answers import JSONAnswer
 from comm.querystring import query_model
 from gateway import articles
-from gateway.deps import Upstreams
-from gateway.identity import ANONYMOUS, CurrentViewer, OptionalViewer
+from gateway.deps import Reader, Upstreams
+from gateway.identity import ANONYMOUS, CurrentViewer
 from gateway.schemas import (
     CATEGORY_SLUG,
     USERNAME,
@@ -66,13 +66,11 @@ async def feed(
 
 
 @router.get("/articles", response_model=MultipleArticlesResponse, responses=errors(401))
-async def list_articles(
-    viewer: OptionalViewer, upstreams: Upstreams, query: Annotated[ListQuery, Depends(query_model(ListQuery))]
-) -> JSONAnswer:
+async def list_articles(read: Reader, query: Annotated[ListQuery, Depends(query_model(ListQuery))]) -> JSONAnswer:
     """Most recent articles globally, filtered by tag, author, favorited (usernames) or category."""
     found = await articles.list_articles(
-        upstreams,
-        viewer=viewer,
+        read.upstreams,
+        viewer=read.viewer,
         tag=query.tag,
         author=query.author,
         favorited=query.favorited,
@@ -94,8 +92,8 @@ async def create_article(request: NewArticleRequest, viewer: CurrentViewer, upst
 
 
 @router.get("/articles/{slug}", response_model=SingleArticleResponse, responses=errors(401, 404))
-async def get_article(slug: Slug, viewer: OptionalViewer, upstreams: Upstreams) -> JSONAnswer:
-    return JSONAnswer({"article": await articles.get_article(upstreams, slug=slug, viewer=viewer)})
+async def get_article(slug: Slug, read: Reader) -> JSONAnswer:
+    return JSONAnswer({"article": await articles.get_article(read.upstreams, slug=slug, viewer=read.viewer)})
 
 
 @router.put("/articles/{slug}", response_model=SingleArticleResponse, responses=errors(401, 403, 404, 413))

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from comm.answers import JSONAnswer
 from gateway import comments
-from gateway.deps import ClientAddress, Limiter, Upstreams
+from gateway.deps import ClientAddress, Limiter, Reader, Upstreams
 from gateway.identity import CurrentViewer, OptionalViewer
 from gateway.schemas import (
     ModeratedComment,
@@ -42,9 +42,9 @@ async def add_comment(
 
 
 @router.get("", response_model=MultipleCommentsResponse, responses=errors(401, 404))
-async def list_comments(slug: Slug, viewer: OptionalViewer, upstreams: Upstreams) -> JSONAnswer:
+async def list_comments(slug: Slug, read: Reader) -> JSONAnswer:
     """The article's visible comments, newest first."""
-    return JSONAnswer({"comments": await comments.list_comments(upstreams, slug=slug, viewer=viewer)})
+    return JSONAnswer({"comments": await comments.list_comments(read.upstreams, slug=slug, viewer=read.viewer)})
 
 
 @router.delete(

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Path, status
 
 from comm.answers import JSONAnswer
 from gateway import accounts
-from gateway.deps import ClientAddress, Limiter, Upstreams, Validator
-from gateway.identity import CurrentViewer, OptionalViewer
+from gateway.deps import ClientAddress, Limiter, Reader, Upstreams, Validator
+from gateway.identity import CurrentViewer
 from gateway.schemas import (
     USERNAME,
     LoginUserRequest,
@@ -67,8 +67,8 @@ async def logout_all(viewer: CurrentViewer, upstreams: Upstreams, validator: Val
 
 
 @profiles.get("", response_model=ProfileResponse, responses=errors(401, 404))
-async def get_profile(username: UsernamePath, viewer: OptionalViewer, upstreams: Upstreams) -> JSONAnswer:
-    return JSONAnswer({"profile": await accounts.get_profile(upstreams, username=username, viewer=viewer)})
+async def get_profile(username: UsernamePath, read: Reader) -> JSONAnswer:
+    return JSONAnswer({"profile": await accounts.get_profile(read.upstreams, username=username, viewer=read.viewer)})
 
 
 @profiles.post("/follow", response_model=ProfileResponse, responses=errors(401, 403, 404))
