@@ -58,7 +58,7 @@ def test_every_endpoint_and_dependency_runs_on_the_event_loop(name: str) -> None
 GATEWAY_HOT_READS = ("/api/articles", "/api/articles/{slug}", "/api/articles/{slug}/comments")
 
 
-def test_the_gateways_hot_reads_are_matched_before_its_other_routes() -> None:
+def test_the_gateways_hot_reads_are_matched_before_its_user_and_profile_routes() -> None:
     app = importlib.import_module("gateway.main").create_app()
     order = [(route.path, method) for route in _api_routes(app.routes) for method in sorted(route.methods)]
     hot = [order.index((path, "GET")) for path in GATEWAY_HOT_READS]

@@ -22,7 +22,9 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from comm.telemetry import ResponseStatus
 
 __all__ = ["REGISTRY", "record_error", "serve_metrics", "setup_metrics"]
 
@@ -78,17 +80,11 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # what an exception that escapes every handler becomes
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        answered = ResponseStatus(send)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, answered)
         finally:
+            status = answered.status
             route = scope.get("route")
             path = getattr(route, "path", None) or "none"  # unmatched URLs share one series instead of one each
             method = scope["method"]

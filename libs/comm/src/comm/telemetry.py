@@ -77,6 +77,22 @@ class _AsgiHeaders(Getter[list[tuple[bytes, bytes]]]):
 _ASGI_HEADERS = _AsgiHeaders()
 
 
+class ResponseStatus:
+    """An ASGI `send` that notes the status the app answers with, for the tracing and metrics layers: 500 until a
+    response starts, which is what an exception that escapes every handler becomes."""
+
+    __slots__ = ("_send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self._send(message)
+
+
 class TracingMiddleware:
     """One ASGI layer: a server span per HTTP request, named `METHOD /route/{template}`, current while the app runs.
 
@@ -107,20 +123,14 @@ class TracingMiddleware:
         }
         span = self._tracer.start_span(method, context=parent, kind=trace.SpanKind.SERVER, attributes=attributes)
         token = otel_context.attach(trace.set_span_in_context(span, parent))
-        status = 500  # what an exception that escapes every handler becomes
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        answered = ResponseStatus(send)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, answered)
         except BaseException as exc:
             span.record_exception(exc)
             raise
         finally:
+            status = answered.status
             ended: dict[str, str | int] = {"http.response.status_code": status}
             route = getattr(scope.get("route"), "path", None)
             if route is not None:

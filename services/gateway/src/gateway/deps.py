@@ -38,7 +38,8 @@ async def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-Upstreams = Annotated[UpstreamClients, Depends(app_state("upstreams", UpstreamClients))]
+upstreams_of = app_state("upstreams", UpstreamClients)  # the app's UpstreamClients, kept in the lifespan
+Upstreams = Annotated[UpstreamClients, Depends(upstreams_of)]
 Limiter = Annotated[RateLimiter, Depends(app_state("rate_limiter", RateLimiter))]
 Validator = Annotated[TokenValidator, Depends(app_state("token_validator", TokenValidator))]
 ClientAddress = Annotated[str, Depends(client_address)]
@@ -57,8 +58,7 @@ async def read_for_viewer(request: Request) -> Read:
     """FastAPI solves each dependency of a route on every request, about 69K instructions each here: the article
     read counted 1.79M instructions per request with `OptionalViewer` and `Upstreams`, 1.73M with this one
     (bench/instructions.py). The same move as the services' hot reads (comm.reads); writes keep the two."""
-    upstreams: UpstreamClients = request.app.state.upstreams
-    return Read(upstreams=upstreams, viewer=await optional_viewer(request))
+    return Read(upstreams=await upstreams_of(request), viewer=await optional_viewer(request))
 
 
 Reader = Annotated[Read, Depends(read_for_viewer)]
