@@ -7,6 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
+from comm.testing import assert_matches_model
+from user.schemas import ProfileOut, ProfilesOut
+
 Headers = Callable[..., dict[str, str]]
 NewProfile = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -30,7 +33,8 @@ async def test_ensure_creates_a_readable_profile_at_once_and_is_idempotent(
     assert again.json()["username"] == "fresh_user.1"  # an existing profile is left as it is
     by_id = await client.get(f"/profiles/{user_id}")
     by_name = await client.get("/profiles/by-username/fresh_user.1")
-    assert by_id.json() == by_name.json() == created.json()
+    assert by_id.json() == by_name.json() == created.json()  # the reads' plain data as the write's model writes it
+    assert_matches_model(by_id.json(), ProfileOut)
 
 
 async def test_ensure_is_only_for_the_user_themselves(client: httpx.AsyncClient, headers_for: Headers) -> None:
@@ -59,6 +63,7 @@ async def test_batch_lookup_by_ids_and_usernames(client: httpx.AsyncClient, new_
     assert response.status_code == 200, response.text
     found = {profile["user_id"]: profile for profile in response.json()["profiles"]}
     assert found == {a["user_id"]: a, b["user_id"]: b}
+    assert_matches_model(response.json(), ProfilesOut)  # built as plain data (comm.answers): the model is its shape
     repeated = await client.get(
         "/profiles", params=[("ids", a["user_id"]), ("ids", c["user_id"]), ("usernames", a["username"])]
     )

@@ -33,8 +33,7 @@ from blog.schemas import (
 from comm.answers import JSONAnswer
 from comm.callers import CurrentUserId, SignedIn, SignInRequired, is_admin
 from comm.db import ReadSession, Session
-from comm.querystring import query_model
-from comm.reads import Read, Reader, read_as, viewer_of
+from comm.reads import QueryRead, Read, Reader, read_as, read_with_query, viewer_of
 from comm.tokens import GATEWAY, CallerIdentity
 
 router = APIRouter(tags=["posts"])
@@ -76,8 +75,11 @@ class ListQuery(BaseModel):
 
 
 @router.get("/posts", response_model=PostList)
-async def list_posts(read: Reader, query: Annotated[ListQuery, Depends(query_model(ListQuery))]) -> JSONAnswer:
+async def list_posts(
+    read: Annotated[QueryRead[uuid.UUID | None, ListQuery], Depends(read_with_query(viewer_of, ListQuery))],
+) -> JSONAnswer:
     """Posts matching every filter given, newest first; `drafts=mine|only` adds the viewer's drafts."""
+    query = read.query
     if query.drafts is not Drafts.NONE and read.caller is None:
         raise SignInRequired()
     where = PostFilter(

@@ -12,7 +12,7 @@ from comm.callers import SignedIn, is_moderator
 from comm.db import ReadSession, Session
 from comm.http.clients import BlogServiceClient
 from comm.querystring import query_model
-from comm.reads import Reader
+from comm.reads import QueryRead, read_with_query, viewer_of
 from comm.tokens import CallerIdentity
 from comment import service
 from comment.errors import NotModerator
@@ -43,6 +43,7 @@ class PageQuery(BaseModel):
 
 
 Paging = Annotated[PageQuery, Depends(query_model(PageQuery))]
+PageReader = Annotated[QueryRead[uuid.UUID | None, PageQuery], Depends(read_with_query(viewer_of, PageQuery))]
 Number = Annotated[int, Path(ge=1, le=MAX_NUMBER)]
 
 
@@ -55,8 +56,9 @@ async def create_comment(
 
 
 @router.get("/posts/{post_id}/comments", response_model=CommentPage)
-async def list_comments(post_id: uuid.UUID, read: Reader, page: Paging) -> JSONAnswer:
+async def list_comments(post_id: uuid.UUID, read: PageReader) -> JSONAnswer:
     """A post's approved comments, newest first, with their total (the same for every viewer)."""
+    page = read.query
     return JSONAnswer(await service.list_comments(read.db, post_id=post_id, limit=page.limit, offset=page.offset))
 
 

@@ -5,10 +5,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
+from comm.answers import JSONAnswer
 from comm.callers import CurrentUserId
 from comm.db import ReadDatabase, Session
-from comm.querystring import query_model
-from comm.reads import Reader
+from comm.reads import QueryRead, Reader, read_with_query, viewer_of
 from user import service
 from user.schemas import (
     USERNAME_PATTERN,
@@ -24,14 +24,13 @@ router = APIRouter(prefix="/profiles", tags=["profiles"])
 
 
 UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
-Lookups = Annotated[LookupQuery, Depends(query_model(LookupQuery))]
+LookupReader = Annotated[QueryRead[uuid.UUID | None, LookupQuery], Depends(read_with_query(viewer_of, LookupQuery))]
 
 
-@router.get("")
-async def lookup(query: Lookups, read: Reader) -> ProfilesOut:
+@router.get("", response_model=ProfilesOut)
+async def lookup(read: LookupReader) -> JSONAnswer:
     """Batch: `?ids=<uuid>,<uuid>&usernames=a,b` (at most 100 together); unknown ones are left out."""
-    profiles = await service.lookup_profiles(read.db, lookup=query.lookup(), viewer_id=read.caller)
-    return ProfilesOut(profiles=profiles)
+    return JSONAnswer(await service.lookup_profiles(read.db, lookup=read.query.lookup(), viewer_id=read.caller))
 
 
 @router.get("/me/following")
@@ -45,9 +44,9 @@ async def update_me(data: ProfileUpdateIn, session: Session, user_id: CurrentUse
     return await service.update_profile(session, user_id=user_id, data=data)
 
 
-@router.get("/by-username/{username}")
-async def by_username(username: UsernamePath, read: Reader) -> ProfileOut:
-    return await service.get_profile_by_username(read.db, username=username, viewer_id=read.caller)
+@router.get("/by-username/{username}", response_model=ProfileOut)
+async def by_username(username: UsernamePath, read: Reader) -> JSONAnswer:
+    return JSONAnswer(await service.get_profile_by_username(read.db, username=username, viewer_id=read.caller))
 
 
 @router.post("/by-username/{username}/follow")
@@ -60,9 +59,9 @@ async def unfollow(username: UsernamePath, session: Session, user_id: CurrentUse
     return await service.unfollow(session, follower_id=user_id, username=username)
 
 
-@router.get("/{user_id}")
-async def by_id(user_id: uuid.UUID, read: Reader) -> ProfileOut:
-    return await service.get_profile(read.db, user_id=user_id, viewer_id=read.caller)
+@router.get("/{user_id}", response_model=ProfileOut)
+async def by_id(user_id: uuid.UUID, read: Reader) -> JSONAnswer:
+    return JSONAnswer(await service.get_profile(read.db, user_id=user_id, viewer_id=read.caller))
 
 
 @router.put("/{user_id}")

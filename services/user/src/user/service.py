@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
+from comm.answers import JSONObject
 from comm.db import ReadPool, Statement
 from user.comment_counts import comment_count
 from user.errors import CannotFollowYourself, NotYourProfile, ProfileNotFound
@@ -34,22 +35,25 @@ class IdentityEvent(IntEnum):
     UPDATED = 1
 
 
-async def get_profile(db: ReadPool, *, user_id: uuid.UUID, viewer_id: uuid.UUID | None) -> ProfileOut:
+# The reads answer plain data in ProfileOut's shape, written once (comm.answers); the writes answer the model.
+
+
+async def get_profile(db: ReadPool, *, user_id: uuid.UUID, viewer_id: uuid.UUID | None) -> JSONObject:
     """One profile by user id, as `viewer_id` sees it, in one query (no transaction needed: see comm.db)."""
-    return _found(await PROFILE_BY_ID.fetchrow(db, user_id=user_id, viewer_id=viewer_id))
+    return _answer(await PROFILE_BY_ID.fetchrow(db, user_id=user_id, viewer_id=viewer_id))
 
 
-async def get_profile_by_username(db: ReadPool, *, username: str, viewer_id: uuid.UUID | None) -> ProfileOut:
+async def get_profile_by_username(db: ReadPool, *, username: str, viewer_id: uuid.UUID | None) -> JSONObject:
     """One profile by username, as `viewer_id` sees it, in one query."""
-    return _found(await PROFILE_BY_USERNAME.fetchrow(db, username=username, viewer_id=viewer_id))
+    return _answer(await PROFILE_BY_USERNAME.fetchrow(db, username=username, viewer_id=viewer_id))
 
 
-async def lookup_profiles(db: ReadPool, *, lookup: Lookup, viewer_id: uuid.UUID | None) -> list[ProfileOut]:
+async def lookup_profiles(db: ReadPool, *, lookup: Lookup, viewer_id: uuid.UUID | None) -> JSONObject:
     """The profiles found by ids and usernames (unknown ones left out), in one query whatever their number."""
     if not lookup.ids and not lookup.usernames:
-        return []
+        return {"profiles": []}
     rows = await PROFILES_LOOKUP.fetch(db, ids=lookup.ids, usernames=lookup.usernames, viewer_id=viewer_id)
-    return [ProfileOut.model_validate(dict(row)) for row in rows]
+    return {"profiles": [_answer(row) for row in rows]}
 
 
 async def ensure_profile(
@@ -222,6 +226,20 @@ def _found(row: Mapping[str, Any] | asyncpg.Record | None) -> ProfileOut:
     if row is None:
         raise ProfileNotFound()
     return ProfileOut.model_validate(dict(row))
+
+
+def _answer(row: asyncpg.Record | None) -> JSONObject:
+    """A read's row as ProfileOut writes it: the row's values are typed already (the id as text: comm.answers)."""
+    if row is None:
+        raise ProfileNotFound()
+    return {
+        "user_id": str(row["user_id"]),
+        "username": row["username"],
+        "bio": row["bio"],
+        "image": row["image"],
+        "following": row["following"],
+        "commentCount": row["comment_count"],
+    }
 
 
 async def _one(session: AsyncSession, which: ColumnElement[bool], *, viewer_id: uuid.UUID | None) -> ProfileOut:

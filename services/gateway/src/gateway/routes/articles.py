@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from comm.answers import JSONAnswer
 from comm.querystring import query_model
 from gateway import articles
-from gateway.deps import Reader, Upstreams
+from gateway.deps import QueryRead, Reader, Upstreams, read_with_query
 from gateway.identity import ANONYMOUS, CurrentViewer
 from gateway.schemas import (
     CATEGORY_SLUG,
@@ -66,8 +66,9 @@ async def feed(
 
 
 @router.get("/articles", response_model=MultipleArticlesResponse, responses=errors(401))
-async def list_articles(read: Reader, query: Annotated[ListQuery, Depends(query_model(ListQuery))]) -> JSONAnswer:
+async def list_articles(read: Annotated[QueryRead[ListQuery], Depends(read_with_query(ListQuery))]) -> JSONAnswer:
     """Most recent articles globally, filtered by tag, author, favorited (usernames) or category."""
+    query = read.query
     found = await articles.list_articles(
         read.upstreams,
         viewer=read.viewer,
