@@ -8,6 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+from auth.schemas import UserOut
+from comm.testing import assert_matches_model
+
 Register = Callable[[], Awaitable[dict[str, Any]]]
 Headers = Callable[..., dict[str, str]]
 
@@ -18,6 +21,7 @@ async def test_register_returns_the_user_and_a_token(client: httpx.AsyncClient, 
     assert user["token"].count(".") == 2
     validated = await client.post("/auth/validate", json={"token": user["token"]})
     assert validated.json() == {k: user[k] for k in ("id", "username", "email", "roles")}
+    assert_matches_model(validated.json(), UserOut)  # built as plain data (comm.answers): the model is its shape
 
 
 async def test_duplicate_username_and_email_are_field_keyed_422(client: httpx.AsyncClient, register: Register) -> None:

@@ -13,6 +13,7 @@ from auth.passwords import Passwords
 from auth.schemas import AuthOut, RegisterIn, UpdateIn, UserOut
 from auth.settings import AuthSettings
 from auth.signing import InvalidToken, TokenSigner
+from comm.answers import JSONObject
 from comm.callers import ROLES
 from comm.db import ReadPool, Statement, violated_constraint
 from comm.events.models import UserCreated, UserUpdated
@@ -73,8 +74,9 @@ _VALID_USER = Statement(
 )
 
 
-async def validate(db: ReadPool, *, token: str, signer: TokenSigner) -> UserOut:
-    """The user a token belongs to, if the token is genuine, unexpired and not revoked."""
+async def validate(db: ReadPool, *, token: str, signer: TokenSigner) -> JSONObject:
+    """The user a token belongs to, if the token is genuine, unexpired and not revoked; plain data in UserOut's
+    shape, written once (comm.answers)."""
     try:
         claims = signer.verify(token)
     except InvalidToken as exc:
@@ -82,7 +84,7 @@ async def validate(db: ReadPool, *, token: str, signer: TokenSigner) -> UserOut:
     user = await _VALID_USER.fetchrow(db, user_id=claims.user_id, version=claims.version)
     if user is None:  # gone, or the token is older than the last password change or logout-all
         raise InvalidUserToken()
-    return UserOut.model_validate(dict(user))
+    return {"id": str(user["id"]), "username": user["username"], "email": user["email"], "roles": user["roles"]}
 
 
 async def get_user(session: AsyncSession, *, user_id: uuid.UUID) -> UserOut:
